@@ -1,0 +1,140 @@
+// Package nstest gives a test network namespaces of its own: named, so that
+// `ip netns exec` and child processes such as QEMU can enter them too, and
+// removed when the test ends. It is the one place tests make namespaces.
+package nstest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// NS is a named network namespace owned by one test.
+type NS struct {
+	Name   string
+	handle netns.NsHandle
+}
+
+var counter atomic.Int32
+
+// RequireRoot skips t when the process cannot create namespaces. Everywhere the
+// project is tested (this machine, CI) it runs as root, so the skip only
+// concerns a developer running `go test` as an ordinary user.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces; run make test as root")
+	}
+}
+
+// New creates an empty network namespace with loopback up, deleted at the end
+// of the test.
+func New(t testing.TB) *NS {
+	t.Helper()
+	RequireRoot(t)
+	name := fmt.Sprintf("rbx-%d-%d", os.Getpid(), counter.Add(1))
+
+	// netns.NewNamed moves the calling thread into the new namespace: do it on
+	// a locked thread and move back before anything else runs there.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatalf("get current netns: %v", err)
+	}
+	defer orig.Close()
+	h, err := netns.NewNamed(name)
+	if err != nil {
+		t.Fatalf("create netns %s: %v", name, err)
+	}
+	if err := netns.Set(orig); err != nil {
+		// This thread is stuck in the wrong namespace; never reuse it.
+		runtime.Goexit()
+	}
+	ns := &NS{Name: name, handle: h}
+	t.Cleanup(func() {
+		h.Close()
+		if err := netns.DeleteNamed(name); err != nil {
+			t.Errorf("delete netns %s: %v", name, err)
+		}
+	})
+	ns.MustRun(t, "ip", "link", "set", "lo", "up")
+	return ns
+}
+
+// Do runs fn on an OS thread that is inside the namespace. Sockets and BPF
+// links created by fn stay in the namespace after it returns.
+func (n *NS) Do(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: if switching back fails the thread must die
+		// rather than run other goroutines in the wrong namespace.
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(n.handle); err != nil {
+			errc <- fmt.Errorf("enter netns %s: %w", n.Name, err)
+			return
+		}
+		err = fn()
+		if serr := netns.Set(orig); serr != nil {
+			errc <- fmt.Errorf("leave netns %s: %w", n.Name, serr)
+			runtime.Goexit()
+		}
+		runtime.UnlockOSThread()
+		errc <- err
+	}()
+	return <-errc
+}
+
+// Netlink returns a netlink handle bound to the namespace.
+func (n *NS) Netlink(t testing.TB) *netlink.Handle {
+	t.Helper()
+	h, err := netlink.NewHandleAt(n.handle)
+	if err != nil {
+		t.Fatalf("netlink handle in %s: %v", n.Name, err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+// Command returns cmd prepared to run inside the namespace.
+func (n *NS) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+}
+
+// MustRun runs a command inside the namespace and fails the test if it fails.
+func (n *NS) MustRun(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := n.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("in %s: %s %s: %v\n%s", n.Name, name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// Veth links namespace a (interface aName) with namespace b (bName), both up,
+// with transmit checksum offload off: a veth otherwise hands partial checksums
+// to XDP and to the receiver, and checksum tests would lie.
+func Veth(t testing.TB, a *NS, aName string, b *NS, bName string) {
+	t.Helper()
+	a.MustRun(t, "ip", "link", "add", aName, "type", "veth", "peer", "name", bName, "netns", b.Name)
+	for _, side := range []struct {
+		ns   *NS
+		name string
+	}{{a, aName}, {b, bName}} {
+		side.ns.MustRun(t, "ip", "link", "set", side.name, "up")
+		side.ns.MustRun(t, "ethtool", "-K", side.name, "tx", "off")
+	}
+}
