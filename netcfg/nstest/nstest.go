@@ -124,6 +124,23 @@ func (n *NS) MustRun(t testing.TB, name string, args ...string) string {
 	return string(out)
 }
 
+// Sysctl writes value to /proc/sys/<key> from inside the namespace, with key
+// in path form so interface names with dots stay whole:
+// ns.Sysctl(t, "net/ipv6/conf/eth0.100/accept_dad", "0"). Only keys under
+// net/ are per namespace; tests must not set the others.
+func (n *NS) Sysctl(t testing.TB, key, value string) {
+	t.Helper()
+	if !strings.HasPrefix(key, "net/") {
+		t.Fatalf("sysctl %s: not a per-namespace key (want net/...)", key)
+	}
+	err := n.Do(func() error {
+		return os.WriteFile("/proc/sys/"+key, []byte(value), 0)
+	})
+	if err != nil {
+		t.Fatalf("in %s: sysctl %s=%s: %v", n.Name, key, value, err)
+	}
+}
+
 // Veth links namespace a (interface aName) with namespace b (bName), both up,
 // with transmit checksum offload off: a veth otherwise hands partial checksums
 // to XDP and to the receiver, and checksum tests would lie.

@@ -1,0 +1,290 @@
+package image_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/stun/v3"
+
+	"github.com/relaybox/relaybox/board"
+	"github.com/relaybox/relaybox/image"
+	"github.com/relaybox/relaybox/image/qemu"
+	"github.com/relaybox/relaybox/netcfg/nstest"
+)
+
+// The guest and its host side, in a namespace each test makes.
+const (
+	hostAddr  = "198.18.0.1"
+	guestAddr = "198.18.0.2"
+	ipParam   = "ip=" + guestAddr + "::" + hostAddr + ":255.255.255.0::eth0:off"
+	// TCG on a shared 2-core machine: generous, the boot itself takes
+	// well under a minute.
+	bootTimeout = 4 * time.Minute
+)
+
+var (
+	buildOnce sync.Once
+	built     image.Artifacts
+	buildErr  error
+)
+
+// buildImage builds the qemu board once for every test in the package, from
+// the current source, keeping the downloaded kernel in the repository's
+// out/cache.
+func buildImage(t *testing.T) image.Artifacts {
+	t.Helper()
+	nstest.RequireRoot(t)
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "relaybox-test-image-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		built, buildErr = buildInto(dir)
+	})
+	if buildErr != nil {
+		t.Fatalf("build image: %v", buildErr)
+	}
+	return built
+}
+
+func buildInto(dir string) (image.Artifacts, error) {
+	b, err := board.Lookup("qemu")
+	if err != nil {
+		return image.Artifacts{}, err
+	}
+	return image.Build(image.Options{Board: b, OutDir: dir, CacheDir: filepath.Join("..", "out", "cache")})
+}
+
+func TestBuildIsReproducible(t *testing.T) {
+	first := buildImage(t)
+	dir := t.TempDir()
+	second, err := buildInto(dir)
+	if err != nil {
+		t.Fatalf("second build: %v", err)
+	}
+	for _, f := range [][2]string{{first.Kernel, second.Kernel}, {first.Initrd, second.Initrd}, {first.Cmdline, second.Cmdline}} {
+		a, errA := os.ReadFile(f[0])
+		b, errB := os.ReadFile(f[1])
+		if errA != nil || errB != nil {
+			t.Fatalf("read artifacts: %v, %v", errA, errB)
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs between two builds from the same inputs (%d and %d bytes)", filepath.Base(f[0]), len(a), len(b))
+		}
+	}
+}
+
+// TestApplianceBoots boots the image with each NIC model, waits for the
+// ready line, asks the relay for a STUN binding from the host side, reads
+// the XDP counters at the console and powers the guest off.
+func TestApplianceBoots(t *testing.T) {
+	art := buildImage(t)
+	cmdline, err := os.ReadFile(art.Cmdline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		nic      string
+		wantXDP  string
+		poweroff []string // typed at the console
+	}{
+		{qemu.VirtioNet, "xdp=eth0:native", []string{"poweroff"}},
+		{qemu.E1000, "xdp=eth0:generic", []string{"shell", "kill -TERM 1"}},
+	} {
+		t.Run(tc.nic, func(t *testing.T) {
+			ns := nstest.New(t)
+			ns.MustRun(t, "ip", "tuntap", "add", "dev", "tap0", "mode", "tap")
+			ns.MustRun(t, "ip", "addr", "add", hostAddr+"/24", "dev", "tap0")
+			ns.MustRun(t, "ip", "link", "set", "tap0", "up")
+
+			vm := startVM(t, ns, qemu.Options{
+				Kernel:  art.Kernel,
+				Initrd:  art.Initrd,
+				Cmdline: strings.TrimSpace(string(cmdline)) + " " + ipParam,
+				NIC:     tc.nic,
+				Tap:     "tap0",
+			})
+			ready := vm.waitFor(t, "relaybox: ready", bootTimeout)
+			if !strings.Contains(ready, tc.wantXDP) || !strings.Contains(ready, "listen=0.0.0.0:3478") {
+				t.Errorf("ready line %q: want listen=0.0.0.0:3478 and %s", ready, tc.wantXDP)
+			}
+
+			var mapped *net.UDPAddr
+			var local *net.UDPAddr
+			if err := ns.Do(func() error {
+				var err error
+				local, mapped, err = stunBinding(guestAddr + ":3478")
+				return err
+			}); err != nil {
+				t.Fatalf("STUN binding to the guest: %v", err)
+			}
+			if !mapped.IP.Equal(local.IP) || mapped.Port != local.Port {
+				t.Errorf("XOR-MAPPED-ADDRESS = %v, want the client's own %v", mapped, local)
+			}
+
+			// The guest's XDP program saw the request: its STUN counter moved.
+			vm.type_(t, "status")
+			line := vm.waitFor(t, "xdp stun", 30*time.Second)
+			if strings.Contains(line, "packets 0 ") {
+				t.Errorf("status line %q: want the STUN request counted by XDP", line)
+			}
+
+			for _, l := range tc.poweroff {
+				vm.type_(t, l)
+				time.Sleep(2 * time.Second) // let the shell start before typing on
+			}
+			vm.waitFor(t, "init: relay stopped", time.Minute)
+			vm.waitFor(t, "reboot: Power down", time.Minute)
+			if err := vm.wait(time.Minute); err != nil {
+				t.Fatalf("QEMU after power off: %v", err)
+			}
+			if n := strings.Count(vm.output(), "relaybox: ready"); n != 1 {
+				t.Errorf("%d ready lines, want exactly 1", n)
+			}
+		})
+	}
+}
+
+// stunBinding sends a Binding request from a fresh socket and returns the
+// socket's address and the XOR-MAPPED-ADDRESS of the answer, retrying while
+// the guest's ARP and the relay settle.
+func stunBinding(server string) (local, mapped *net.UDPAddr, err error) {
+	raddr, err := net.ResolveUDPAddr("udp4", server)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(hostAddr)})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer conn.Close()
+	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	buf := make([]byte, 1500)
+	for try := 0; try < 10; try++ {
+		if _, err := conn.WriteToUDP(req.Raw, raddr); err != nil {
+			return nil, nil, err
+		}
+		conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		n, _, err := conn.ReadFromUDP(buf)
+		if err != nil {
+			continue
+		}
+		res := new(stun.Message)
+		if err := stun.Decode(buf[:n], res); err != nil {
+			return nil, nil, err
+		}
+		if res.TransactionID != req.TransactionID || res.Type != stun.BindingSuccess {
+			return nil, nil, fmt.Errorf("answer %v, want a Binding success for our transaction", res)
+		}
+		var xor stun.XORMappedAddress
+		if err := xor.GetFrom(res); err != nil {
+			return nil, nil, err
+		}
+		return conn.LocalAddr().(*net.UDPAddr), &net.UDPAddr{IP: xor.IP, Port: xor.Port}, nil
+	}
+	return nil, nil, fmt.Errorf("no answer from %s after 10 tries", server)
+}
+
+// vm is a QEMU guest whose serial console the test reads and types on.
+type vm struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+	done  chan error
+
+	mu  sync.Mutex
+	out strings.Builder
+}
+
+func startVM(t *testing.T, ns *nstest.NS, o qemu.Options) *vm {
+	t.Helper()
+	cmd := ns.Command("qemu-system-x86_64", o.Args()...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start QEMU: %v", err)
+	}
+	v := &vm{cmd: cmd, stdin: stdin, lines: make(chan string, 1024), done: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := strings.TrimRight(sc.Text(), "\r")
+			v.mu.Lock()
+			v.out.WriteString(line + "\n")
+			v.mu.Unlock()
+			select {
+			case v.lines <- line:
+			default: // nobody is waiting for output this old
+			}
+		}
+		close(v.lines)
+		v.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("serial console:\n%s", v.output())
+		}
+	})
+	return v
+}
+
+func (v *vm) output() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.out.String()
+}
+
+// waitFor returns the first line from now on that contains s.
+func (v *vm) waitFor(t *testing.T, s string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case line, ok := <-v.lines:
+			if !ok {
+				t.Fatalf("QEMU exited while waiting for %q", s)
+			}
+			if strings.Contains(line, s) {
+				return line
+			}
+		case <-deadline:
+			t.Fatalf("no %q on the serial console within %s", s, timeout)
+		}
+	}
+}
+
+func (v *vm) type_(t *testing.T, line string) {
+	t.Helper()
+	if _, err := io.WriteString(v.stdin, line+"\n"); err != nil {
+		t.Fatalf("type %q: %v", line, err)
+	}
+}
+
+func (v *vm) wait(timeout time.Duration) error {
+	select {
+	case err := <-v.done:
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("still running %s after power off", timeout)
+	}
+}
+

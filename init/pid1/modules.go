@@ -1,0 +1,66 @@
+package pid1
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// modulesList names the board's modules, dependencies first, one file per
+// line relative to /lib/modules/<release>. image/ writes it from depmod's
+// modules.dep, so init needs no dependency resolution of its own.
+const modulesList = "/etc/relaybox/modules"
+
+// loadModules loads each listed module. A module that fails to load is
+// reported and skipped: the others, and the console, still come up.
+func loadModules(list, modulesDir string, logf func(string, ...any)) (loaded int) {
+	f, err := os.Open(list)
+	if err != nil {
+		logf("modules: %v", err)
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		rel := strings.TrimSpace(sc.Text())
+		if rel == "" || strings.HasPrefix(rel, "#") {
+			continue
+		}
+		if err := loadModule(filepath.Join(modulesDir, rel)); err != nil {
+			logf("module %s: %v", rel, err)
+			continue
+		}
+		loaded++
+	}
+	return loaded
+}
+
+func loadModule(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	err = unix.FinitModule(int(f.Fd()), "", 0)
+	if errors.Is(err, unix.EEXIST) {
+		return nil // built in, or loaded already
+	}
+	if err != nil {
+		return fmt.Errorf("finit_module: %w", err)
+	}
+	return nil
+}
+
+// modulesDir is /lib/modules/<running kernel's release>.
+func modulesDir() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "/lib/modules"
+	}
+	return filepath.Join("/lib/modules", unix.ByteSliceToString(u.Release[:]))
+}

@@ -1,0 +1,229 @@
+// Package pid1 is relaybox's init: it mounts the kernel's filesystems,
+// loads the board's modules, configures the relay NIC, loads and attaches
+// the XDP program, supervises the relay and answers the serial console. It
+// never returns: an exiting PID 1 panics the kernel.
+package pid1
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/relaybox/relaybox/bpf"
+	"github.com/relaybox/relaybox/netcfg"
+)
+
+// relayPath is the relay binary in the initramfs (u-root's busybox).
+const relayPath = "/bbin/relay"
+
+// carrierTimeout bounds the wait for a cable: without one the box still
+// comes up, with the console, and says so.
+const carrierTimeout = 15 * time.Second
+
+// box is the running appliance as init sees it.
+type box struct {
+	console *console
+	cfg     Config
+	net     *netcfg.Configurator
+	xdp     *bpf.Program
+	attach  *bpf.Attachment
+	relay   *Service
+	launch  launcher
+	reboot  func(cmd int) error
+
+	stop         context.CancelFunc
+	stopped      sync.WaitGroup
+	readyOnce    sync.Once
+	shutdownOnce sync.Once
+}
+
+// Main is PID 1's main. It never returns.
+func Main() {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(os.Stdout, "init: internal error: %v; the box stays up\n", r)
+		}
+		select {} // never exit: that would panic the kernel
+	}()
+	run()
+}
+
+func run() {
+	// The console first, so every later step can report; /dev is not
+	// mounted yet, so this is the kernel's /dev/console from the initramfs.
+	b := &box{console: &console{outs: []*os.File{os.Stdout}}, reboot: unix.Reboot}
+	mountAll(b.console.Logf)
+	raw, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		b.console.Logf("read kernel command line: %v", err)
+	}
+	params := ParseCmdline(string(raw))
+	b.console = openConsoles(params)
+	b.console.Logf("relaybox init starting")
+
+	// Signals and the reaper before any child exists, or a fast child's
+	// exit (or a poweroff sent early) could be lost.
+	r := newReaper()
+	b.launch = r
+	b.handleSignals()
+
+	cfg, err := ParseConfig(params)
+	if err != nil {
+		b.console.Logf("configuration: %v", err)
+	}
+	b.cfg = cfg
+	unix.Sethostname([]byte(hostname(cfg)))
+
+	n := loadModules("/"+modulesList, modulesDir(), b.console.Logf)
+	b.console.Logf("loaded %d kernel modules", n)
+
+	b.configureNetwork()
+	b.attachXDP()
+	if err == nil {
+		b.startRelay()
+	} else {
+		b.console.Logf("not starting the relay until the configuration is fixed (kernel command line)")
+	}
+	b.serveConsole(os.Stdin)
+}
+
+func hostname(cfg Config) string {
+	if cfg.Net != nil && cfg.Net.Hostname != "" {
+		return cfg.Net.Hostname
+	}
+	return "relaybox"
+}
+
+func (b *box) configureNetwork() {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		b.console.Logf("netlink: %v", err)
+		return
+	}
+	b.net = netcfg.New(h)
+	if err := b.net.LinkUp("lo"); err != nil {
+		b.console.Logf("loopback: %v", err)
+	}
+	if b.cfg.Net == nil {
+		b.console.Logf("no ip= on the kernel command line: network left unconfigured")
+		return
+	}
+	if err := b.net.ApplyStatic(*b.cfg.Net); err != nil {
+		b.console.Logf("network: %v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), carrierTimeout)
+	defer cancel()
+	if err := b.net.WaitCarrier(ctx, b.cfg.Net.Iface); err != nil {
+		b.console.Logf("network: %v", err)
+	}
+	b.console.Logf("network: %s", b.cfg.Net)
+}
+
+// attachXDP loads the XDP program, pins its maps for the relay, and attaches
+// it to the relay NIC. Any failure leaves the relay on its user-space path.
+func (b *box) attachXDP() {
+	if b.cfg.XDP == bpf.ModeOff || b.cfg.Iface == "" {
+		return
+	}
+	port, err := b.cfg.ListenPort()
+	if err != nil {
+		b.console.Logf("xdp: %v", err)
+		return
+	}
+	prog, err := bpf.Load(bpf.Config{ListenPort: port, PortMin: 49152, PortMax: 65535, PinDir: bpf.PinDir})
+	if err != nil {
+		b.console.Logf("xdp: %v", err)
+		return
+	}
+	a, err := prog.Attach(b.cfg.Iface, b.cfg.XDP)
+	if err != nil {
+		b.console.Logf("xdp: %v", err)
+		prog.Close()
+		return
+	}
+	b.xdp, b.attach = prog, a
+	b.console.Logf("xdp: attached to %s in %s mode", a.Iface, a.Mode)
+}
+
+// xdpReport is the xdp=<iface>:<mode> of the ready line, as the kernel
+// reports the attachment, not as init asked for it.
+func (b *box) xdpReport() string {
+	iface := b.cfg.Iface
+	if iface == "" {
+		return "xdp=none:off"
+	}
+	mode := "off"
+	if b.net != nil && b.attach != nil {
+		m, err := b.net.XDPMode(iface)
+		if err != nil {
+			b.console.Logf("xdp: %v", err)
+		} else {
+			mode = m
+		}
+	}
+	return fmt.Sprintf("xdp=%s:%s", iface, mode)
+}
+
+func (b *box) startRelay() {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.stop = cancel
+	b.relay = &Service{
+		Name:        "relay",
+		Path:        relayPath,
+		Args:        b.cfg.RelayArgs,
+		Output:      func(line string) { b.console.Println("relay: " + line) },
+		Logf:        b.console.Logf,
+		Ready:       b.relayReady,
+		MinBackoff:  250 * time.Millisecond,
+		MaxBackoff:  30 * time.Second,
+		StopTimeout: 5 * time.Second,
+		launcher:    b.launch,
+	}
+	b.stopped.Add(1)
+	safeGo("relay supervisor", func() {
+		defer b.stopped.Done()
+		b.relay.Run(ctx)
+	})
+}
+
+// relayReady prints the ready line the first time the relay serves; later
+// restarts are logged without it, so "relaybox: ready" means one boot.
+func (b *box) relayReady(addrs []string) {
+	first := false
+	b.readyOnce.Do(func() {
+		first = true
+		b.console.Println(fmt.Sprintf("relaybox: ready listen=%s %s", strings.Join(addrs, ","), b.xdpReport()))
+	})
+	if !first {
+		b.console.Logf("relay serving again on %s", strings.Join(addrs, ","))
+	}
+}
+
+// stopServices stops the relay and waits for it, bounded by its stop
+// timeout.
+func (b *box) stopServices() {
+	if b.stop != nil {
+		b.stop()
+	}
+	b.stopped.Wait()
+}
+
+// safeGo runs fn on its own goroutine, turning a panic into a console
+// message: a panic anywhere in PID 1 would otherwise panic the kernel.
+func safeGo(name string, fn func()) {
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				fmt.Fprintf(os.Stdout, "init: %s failed: %v\n", name, r)
+			}
+		}()
+		fn()
+	}()
+}
