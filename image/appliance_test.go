@@ -97,10 +97,17 @@ func TestApplianceBoots(t *testing.T) {
 	for _, tc := range []struct {
 		nic      string
 		wantXDP  string
-		poweroff []string // typed at the console
+		poweroff func(*testing.T, *vm)
 	}{
-		{qemu.VirtioNet, "xdp=eth0:native", []string{"poweroff"}},
-		{qemu.E1000, "xdp=eth0:generic", []string{"shell", "kill -TERM 1"}},
+		// Typed at init's console.
+		{qemu.VirtioNet, "xdp=eth0:native", func(t *testing.T, v *vm) { v.type_(t, "poweroff") }},
+		// SIGTERM to PID 1, from the console's shell.
+		{qemu.E1000, "xdp=eth0:generic", func(t *testing.T, v *vm) {
+			v.type_(t, "shell")
+			v.type_(t, "echo shell-$((6*7))")
+			v.waitFor(t, "shell-42", 30*time.Second) // the typed line shows shell-$((6*7))
+			v.type_(t, "kill -SIGTERM 1")
+		}},
 	} {
 		t.Run(tc.nic, func(t *testing.T) {
 			ns := nstest.New(t)
@@ -140,10 +147,7 @@ func TestApplianceBoots(t *testing.T) {
 				t.Errorf("status line %q: want the STUN request counted by XDP", line)
 			}
 
-			for _, l := range tc.poweroff {
-				vm.type_(t, l)
-				time.Sleep(2 * time.Second) // let the shell start before typing on
-			}
+			tc.poweroff(t, vm)
 			vm.waitFor(t, "init: relay stopped", time.Minute)
 			vm.waitFor(t, "reboot: Power down", time.Minute)
 			if err := vm.wait(time.Minute); err != nil {
@@ -287,4 +291,3 @@ func (v *vm) wait(timeout time.Duration) error {
 		return fmt.Errorf("still running %s after power off", timeout)
 	}
 }
-

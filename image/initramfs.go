@@ -82,7 +82,10 @@ func baseArchive(tree kernelTree, modules []string) (*cpio.Archive, error) {
 // time, so the same inputs give the same bytes.
 func buildInitramfs(base *cpio.Archive, dst, tmpDir string, log *slog.Logger) error {
 	raw := filepath.Join(tmpDir, "initramfs.cpio")
-	env := golang.Default(golang.WithGOOS("linux"), golang.WithGOARCH("amd64"), golang.DisableCGO())
+	env := golang.Default(golang.WithGOOS("linux"), golang.WithGOARCH("amd64"), golang.DisableCGO(),
+		// gosh's plain line editor: the rich one queries the terminal
+		// and waits for answers that a serial line never gives.
+		golang.WithBuildTag("goshsmall"))
 	// QEMU's default CPU and older servers only have the baseline x86-64
 	// instructions. The Go tool takes it from the environment.
 	os.Setenv("GOAMD64", "v1")

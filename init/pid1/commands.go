@@ -3,8 +3,10 @@ package pid1
 import (
 	"bufio"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -75,7 +77,8 @@ func (b *box) printStatus() {
 		if err != nil {
 			p("xdp counters: " + err.Error())
 		}
-		for class, c := range counters {
+		for _, class := range slices.Sorted(maps.Keys(counters)) {
+			c := counters[class]
 			p(fmt.Sprintf("xdp %-12s packets %d bytes %d", class, c.Packets, c.Bytes))
 		}
 	}
