@@ -8,6 +8,9 @@ OUT     ?= out
 export GOAMD64 = v1
 export CGO_ENABLED = 0
 
+IMAGE   := $(OUT)/$(BOARD)/initrd.img
+SOURCES := $(shell find init relay netcfg bpf image board -name '*.go' -o -name '*.c' -o -name '*.h') go.mod go.sum
+
 .PHONY: all build deps generate test image qemu bench clean
 
 all: build
@@ -27,11 +30,15 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 80m ./...
 
-image: deps
+# out/<board>/{vmlinuz,initrd.img,cmdline}; rebuilt when a source changes.
+image: $(IMAGE)
+
+$(IMAGE): $(SOURCES) | deps
 	$(GO) run ./image/cmd/mkimage -board $(BOARD) -out $(OUT)/$(BOARD)
 
-qemu: image
-	$(GO) run ./image/cmd/runqemu -board $(BOARD) -dir $(OUT)/$(BOARD)
+# Boot it with the serial console on this terminal (Ctrl-A X quits).
+qemu: $(IMAGE)
+	$(GO) run ./image/cmd/runqemu -dir $(OUT)/$(BOARD)
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./bpf ./relay/...

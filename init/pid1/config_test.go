@@ -1,0 +1,106 @@
+package pid1
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/relaybox/relaybox/bpf"
+)
+
+func TestParseCmdline(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []Param
+	}{
+		{"", nil},
+		{"quiet", []Param{{Key: "quiet"}}},
+		{"console=ttyS0,115200 panic=-1\n", []Param{{"console", "ttyS0,115200"}, {"panic", "-1"}}},
+		{`relaybox.software="relay box"  ip=off`, []Param{{"relaybox.software", "relay box"}, {"ip", "off"}}},
+		{`a="x=y" b=`, []Param{{"a", "x=y"}, {"b", ""}}},
+		{"\ttab=1\t", []Param{{"tab", "1"}}},
+	} {
+		if got := ParseCmdline(tc.in); !cmp.Equal(got, tc.want) {
+			t.Errorf("ParseCmdline(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	const ip = "ip=198.18.0.2::198.18.0.1:255.255.255.0::eth0:off"
+	for _, tc := range []struct {
+		cmdline   string
+		iface     string
+		xdp       bpf.Mode
+		listen    []netip.AddrPort
+		relayArgs []string
+	}{
+		{"console=ttyS0 " + ip, "eth0", bpf.ModeAuto, []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:3478")}, nil},
+		{ip + " relaybox.xdp=generic relaybox.iface=eth1", "eth1", bpf.ModeGeneric, []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:3478")}, nil},
+		{"relaybox.xdp=off", "", bpf.ModeOff, []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:3478")}, nil},
+		{
+			ip + " relaybox.listen=0.0.0.0:3479 relaybox.listen=[::]:3479 relaybox.software=box",
+			"eth0", bpf.ModeAuto,
+			[]netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:3479"), netip.MustParseAddrPort("[::]:3479")},
+			[]string{"--listen=0.0.0.0:3479", "--listen=[::]:3479", "--software=box"},
+		},
+		{"ip=off", "", bpf.ModeAuto, []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:3478")}, nil},
+	} {
+		c, err := ParseConfig(ParseCmdline(tc.cmdline))
+		if err != nil {
+			t.Errorf("ParseConfig(%q) error %v", tc.cmdline, err)
+			continue
+		}
+		got := []any{c.Iface, c.XDP, c.Relay.Listen, c.RelayArgs}
+		want := []any{tc.iface, tc.xdp, tc.listen, tc.relayArgs}
+		if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
+			t.Errorf("ParseConfig(%q) [iface xdp listen relayArgs] (-want +got):\n%s", tc.cmdline, diff)
+		}
+	}
+}
+
+// Bad keys are reported by name, every one at once, and what could be read
+// is still returned.
+func TestParseConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cmdline string
+		want    []string // substrings of the error
+	}{
+		{"relaybox.xdp=fast", []string{"relaybox.xdp", `"fast"`, "native"}},
+		{"relaybox.colour=blue", []string{"relaybox.colour", "unknown key", "iface, xdp", "listen"}},
+		{"relaybox.listen=1.2.3", []string{"relaybox.listen", "ADDR:PORT"}},
+		{"relaybox.iface=", []string{"relaybox.iface", "interface name"}},
+		{"ip=dhcp", []string{"ip=dhcp", "not supported yet"}},
+		{"relaybox.xdp=fast relaybox.colour=blue", []string{"relaybox.xdp", "relaybox.colour"}},
+	} {
+		c, err := ParseConfig(ParseCmdline(tc.cmdline))
+		if err == nil {
+			t.Errorf("ParseConfig(%q) = nil error, want one mentioning %q", tc.cmdline, tc.want)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("ParseConfig(%q) error %q, want it to mention %q", tc.cmdline, err, w)
+			}
+		}
+		if len(c.Relay.Listen) == 0 {
+			t.Errorf("ParseConfig(%q) lost the relay's defaults", tc.cmdline)
+		}
+	}
+}
+
+func TestListenPort(t *testing.T) {
+	c, err := ParseConfig(ParseCmdline("relaybox.listen=0.0.0.0:3478 relaybox.listen=[::]:3479"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ListenPort(); err == nil || !strings.Contains(err.Error(), "one port") {
+		t.Errorf("ListenPort() with two ports = %v, want an error asking for one port", err)
+	}
+	c, _ = ParseConfig(ParseCmdline("relaybox.listen=0.0.0.0:5349"))
+	if p, err := c.ListenPort(); p != 5349 || err != nil {
+		t.Errorf("ListenPort() = %d, %v, want 5349", p, err)
+	}
+}
