@@ -3,10 +3,8 @@ package pid1
 import (
 	"bufio"
 	"fmt"
-	"maps"
 	"os"
 	"os/exec"
-	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -19,20 +17,25 @@ type consoleCommand struct {
 }
 
 var consoleCommands = map[string]consoleCommand{
-	"status":   {"links, XDP, relay and kernel counters", func(b *box, _ *os.File) { b.printStatus() }},
-	"shell":    {"a shell on this console (exit to come back)", (*box).runShell},
-	"poweroff": {"stop the relay and power off", func(b *box, _ *os.File) { b.shutdown(powerOff, "console") }},
-	"reboot":   {"stop the relay and reboot", func(b *box, _ *os.File) { b.shutdown(reboot, "console") }},
+	"status":    {"links, XDP mode and counters, the relay", func(b *box, _ *os.File) { b.showLines(b.statusLines()) }},
+	"dashboard": {"the status screen, redrawn as things change (Enter leaves it)", func(b *box, _ *os.File) { b.startDashboard() }},
+	"log":       {"the last log lines (all of them: cat /run/relaybox/log in the shell)", func(b *box, _ *os.File) { b.showLines(b.console.last(logKeep)) }},
+	"config":    {"the settings in force and where each came from (secrets hidden)", (*box).showConfig},
+	"shell":     {"a shell on this console (exit to come back)", (*box).runShell},
+	"poweroff":  {"stop the relay and power off", func(b *box, _ *os.File) { b.shutdown(powerOff, "console") }},
+	"reboot":    {"stop the relay and reboot", func(b *box, _ *os.File) { b.shutdown(reboot, "console") }},
 }
 
 // serveConsole reads commands typed at the console, one per line, for as
-// long as the box runs. Without a readable console it just returns.
+// long as the box runs. A line typed while the dashboard is up takes it
+// down first. Without a readable console it just returns.
 func (b *box) serveConsole(in *os.File) {
-	b.console.Println("relaybox: console ready; type help for commands")
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
+		b.stopDashboard()
 		word := strings.TrimSpace(sc.Text())
 		if word == "" {
+			b.console.Show("relaybox> type help for commands\n")
 			continue
 		}
 		if word == "help" {
@@ -41,53 +44,39 @@ func (b *box) serveConsole(in *os.File) {
 		}
 		cmd, ok := consoleCommands[word]
 		if !ok {
-			b.console.Println(fmt.Sprintf("unknown command %q; type help", word))
+			b.console.Show(fmt.Sprintf("unknown command %q; type help\n", word))
 			continue
 		}
 		cmd.run(b, in)
 	}
 }
 
+func (b *box) showLines(lines []string) {
+	b.console.Show(strings.Join(lines, "\n") + "\n")
+}
+
 func (b *box) printHelp() {
-	b.console.Println(fmt.Sprintf("  %-9s %s", "help", "list these commands"))
+	lines := []string{fmt.Sprintf("  %-9s %s", "help", "list these commands")}
 	var names []string
 	for n := range consoleCommands {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		b.console.Println(fmt.Sprintf("  %-9s %s", n, consoleCommands[n].help))
+		lines = append(lines, fmt.Sprintf("  %-9s %s", n, consoleCommands[n].help))
 	}
+	b.showLines(lines)
 }
 
-func (b *box) printStatus() {
-	p := b.console.Println
-	if b.net != nil {
-		links, err := b.net.Links()
-		if err != nil {
-			p("links: " + err.Error())
-		}
-		for _, l := range links {
-			p("link " + l.String())
-		}
+func (b *box) showConfig(_ *os.File) {
+	var lines []string
+	for _, s := range b.cfg.Settings {
+		lines = append(lines, fmt.Sprintf("  %-40s (%s)", s.Redacted(), s.Source))
 	}
-	p(b.xdpReport())
-	if b.xdp != nil {
-		counters, err := b.xdp.Counters()
-		if err != nil {
-			p("xdp counters: " + err.Error())
-		}
-		for _, class := range slices.Sorted(maps.Keys(counters)) {
-			c := counters[class]
-			p(fmt.Sprintf("xdp %-12s packets %d bytes %d", class, c.Packets, c.Bytes))
-		}
+	if len(lines) == 0 {
+		lines = []string{"  no settings: every key has its default"}
 	}
-	if b.relay != nil {
-		s := b.relay.Status()
-		p(fmt.Sprintf("relay pid %d restarts %d", s.PID, s.Restarts))
-	} else {
-		p("relay not started")
-	}
+	b.showLines(lines)
 }
 
 // runShell runs the default shell on the console as its controlling

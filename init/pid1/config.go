@@ -4,8 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/relaybox/relaybox/bpf"
 	"github.com/relaybox/relaybox/netcfg"
@@ -16,54 +18,138 @@ import (
 // relaybox.<key>=<value>.
 const KeyPrefix = "relaybox."
 
-// Config is what init reads from the kernel command line.
+// Config is the box's configuration: init's own keys and the relay's. The
+// same keys are read from every source (config files, a URL, the kernel
+// command line), and are the relay's flags for the relay's part.
 type Config struct {
-	// Net is the static configuration from the standard ip= parameter;
-	// nil when there is none (or it asks for none).
+	// Net is the static network configuration (key ip, or the kernel's
+	// own ip= parameter); nil when there is none or it asks for none.
 	Net *netcfg.Static
 	// Iface is the relay NIC, the one XDP attaches to. Key: iface;
-	// defaults to the device named in ip=.
+	// defaults to the device named by ip.
 	Iface string
 	// XDP is how the XDP program attaches. Key: xdp (auto, native,
 	// generic, off); auto tries native and falls back to generic.
 	XDP bpf.Mode
+	// URL is where more configuration is fetched from once the network
+	// is up. Key: config (http:// or https://).
+	URL string
+	// Watchdog is the hardware watchdog's timeout; init pings it at a
+	// third of that. Key: watchdog (a duration; 0 leaves it alone).
+	Watchdog time.Duration
+	// Dashboard puts the status screen on the console once the relay
+	// serves. Key: dashboard (on or off).
+	Dashboard bool
 	// Relay is the relay's configuration; RelayArgs are the same keys as
-	// the relay's flags, in the order given.
+	// the relay's flags.
 	Relay     relay.Config
 	RelayArgs []string
+	// Settings are what the configuration was made from, for the console.
+	Settings []relay.Setting
 }
 
-// initKeys are init's own keys; every other relaybox.<key> is the relay's.
-var initKeys = map[string]string{
-	"iface": "the relay NIC, for example eth0 (default: the device in ip=)",
-	"xdp":   "auto, native, generic or off",
+// initFlags are the keys init reads itself; every other key is the relay's.
+func (c *Config) initFlags() *flag.FlagSet {
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	fs.Var(flagFunc(func(v string) error {
+		s, err := netcfg.ParseIP(v)
+		switch {
+		case errors.Is(err, netcfg.ErrOff):
+			c.Net = nil
+		case err != nil:
+			return err
+		default:
+			c.Net = &s
+		}
+		return nil
+	}), "ip", "static network configuration in the kernel's ip= syntax")
+	fs.Var(flagFunc(func(v string) error {
+		if v == "" {
+			return errors.New("want a network interface name such as eth0")
+		}
+		c.Iface = v
+		return nil
+	}), "iface", "the relay NIC, for example eth0 (default: the device in ip)")
+	fs.Var(flagFunc(func(v string) error {
+		m, err := bpf.ParseMode(v)
+		c.XDP = m
+		return err
+	}), "xdp", "auto, native, generic or off")
+	fs.Var(flagFunc(func(v string) error {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%q: want an http:// or https:// URL", v)
+		}
+		c.URL = v
+		return nil
+	}), "config", "URL of more configuration, fetched once the network is up")
+	fs.Var(flagFunc(func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || (d > 0 && d < 3*time.Second) {
+			return fmt.Errorf("%q: want a duration of at least 3s, such as 30s, or 0 to leave the watchdog alone", v)
+		}
+		c.Watchdog = d
+		return nil
+	}), "watchdog", "hardware watchdog timeout, e.g. 30s; 0 leaves it alone")
+	fs.Var(flagFunc(func(v string) error {
+		switch v {
+		case "on":
+			c.Dashboard = true
+		case "off":
+			c.Dashboard = false
+		default:
+			return fmt.Errorf("%q: want on or off", v)
+		}
+		return nil
+	}), "dashboard", "the status screen on the console once the relay serves: on or off")
+	return fs
 }
 
-// ParseConfig reads init's and the relay's keys from the kernel command
-// line. It reports every problem at once, naming the key, and still returns
-// what it could read: a box with a bad relay key keeps its network and
-// console.
-func ParseConfig(params []Param) (Config, error) {
-	var errs []error
-	c := Config{XDP: bpf.ModeAuto}
-	fs := relay.NewFlagSet(&c.Relay)
+// flagFunc is a flag whose Set is a function; init's keys are set once
+// from merged settings, so they need no String.
+type flagFunc func(string) error
+
+func (f flagFunc) Set(v string) error { return f(v) }
+func (f flagFunc) String() string     { return "" }
+
+// cmdlineSettings picks relaybox's keys, and the kernel's standard ip=, out
+// of the kernel command line.
+func cmdlineSettings(params []Param) []relay.Setting {
+	var out []relay.Setting
 	for _, p := range params {
 		switch {
 		case p.Key == "ip":
-			s, err := netcfg.ParseIP(p.Value)
-			switch {
-			case errors.Is(err, netcfg.ErrOff):
-				c.Net = nil
-			case err != nil:
-				errs = append(errs, err)
-			default:
-				c.Net = &s
-			}
+			out = append(out, relay.Setting{Key: "ip", Value: p.Value, Source: "kernel command line"})
 		case strings.HasPrefix(p.Key, KeyPrefix):
-			key := strings.TrimPrefix(p.Key, KeyPrefix)
-			if err := c.set(fs, key, p.Value); err != nil {
-				errs = append(errs, fmt.Errorf("%s%s: %w", KeyPrefix, key, err))
+			out = append(out, relay.Setting{Key: strings.TrimPrefix(p.Key, KeyPrefix), Value: p.Value, Source: "kernel command line"})
+		}
+	}
+	return out
+}
+
+// ParseConfig applies merged settings to init's keys and the relay's. It
+// reports every problem at once, each naming its key and source, and still
+// returns what it could read: a box with a bad relay key keeps its network
+// and console.
+func ParseConfig(settings []relay.Setting) (Config, error) {
+	c := Config{XDP: bpf.ModeAuto, Watchdog: 30 * time.Second, Dashboard: true, Settings: settings}
+	initFS := c.initFlags()
+	relayFS := relay.NewFlagSet(&c.Relay)
+	var errs []error
+	for _, s := range settings {
+		var err error
+		switch {
+		case initFS.Lookup(s.Key) != nil:
+			err = initFS.Set(s.Key, s.Value)
+		case relayFS.Lookup(s.Key) != nil:
+			if err = relayFS.Set(s.Key, s.Value); err == nil {
+				c.RelayArgs = append(c.RelayArgs, "--"+s.Key+"="+s.Value)
 			}
+		default:
+			err = fmt.Errorf("unknown key; init knows %s; the relay knows %s", flagNames(initFS), flagNames(relayFS))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s: %w", s.Source, displayKey(s), err))
 		}
 	}
 	if c.Iface == "" && c.Net != nil {
@@ -75,44 +161,18 @@ func ParseConfig(params []Param) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
-func (c *Config) set(relayFlags *flag.FlagSet, key, value string) error {
-	switch key {
-	case "iface":
-		if value == "" {
-			return errors.New("want a network interface name such as eth0")
-		}
-		c.Iface = value
-		return nil
-	case "xdp":
-		m, err := bpf.ParseMode(value)
-		if err != nil {
-			return err
-		}
-		c.XDP = m
-		return nil
+// displayKey is the key as the user wrote it.
+func displayKey(s relay.Setting) string {
+	if s.Source == "kernel command line" && s.Key != "ip" {
+		return KeyPrefix + s.Key
 	}
-	if relayFlags.Lookup(key) == nil {
-		return fmt.Errorf("unknown key; init knows %s, the relay knows %s", keyList(initKeys), relayKeys(relayFlags))
-	}
-	if err := relayFlags.Set(key, value); err != nil {
-		return err
-	}
-	c.RelayArgs = append(c.RelayArgs, "--"+key+"="+value)
-	return nil
+	return s.Key
 }
 
-func keyList(m map[string]string) string {
-	var keys []string
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return strings.Join(keys, ", ")
-}
-
-func relayKeys(fs *flag.FlagSet) string {
+func flagNames(fs *flag.FlagSet) string {
 	var keys []string
 	fs.VisitAll(func(f *flag.Flag) { keys = append(keys, f.Name) })
+	slices.Sort(keys)
 	return strings.Join(keys, ", ")
 }
 

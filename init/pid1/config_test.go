@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/relaybox/relaybox/bpf"
+	"github.com/relaybox/relaybox/relay"
 )
 
 func TestParseCmdline(t *testing.T) {
@@ -48,7 +49,7 @@ func TestParseConfig(t *testing.T) {
 		},
 		{"ip=off", "", bpf.ModeAuto, []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:3478")}, nil},
 	} {
-		c, err := ParseConfig(ParseCmdline(tc.cmdline))
+		c, err := parseCmdline((tc.cmdline))
 		if err != nil {
 			t.Errorf("ParseConfig(%q) error %v", tc.cmdline, err)
 			continue
@@ -69,13 +70,16 @@ func TestParseConfigErrors(t *testing.T) {
 		want    []string // substrings of the error
 	}{
 		{"relaybox.xdp=fast", []string{"relaybox.xdp", `"fast"`, "native"}},
-		{"relaybox.colour=blue", []string{"relaybox.colour", "unknown key", "iface, xdp", "listen"}},
+		{"relaybox.colour=blue", []string{"kernel command line: relaybox.colour", "unknown key", "iface", "xdp", "listen"}},
 		{"relaybox.listen=1.2.3", []string{"relaybox.listen", "ADDR:PORT"}},
 		{"relaybox.iface=", []string{"relaybox.iface", "interface name"}},
-		{"ip=dhcp", []string{"ip=dhcp", "not supported yet"}},
+		{"ip=dhcp", []string{"kernel command line: ip: ", "not supported yet"}},
+		{"relaybox.config=ftp://x", []string{"relaybox.config", "http://"}},
+		{"relaybox.watchdog=1s", []string{"relaybox.watchdog", "at least 3s"}},
+		{"relaybox.dashboard=maybe", []string{"relaybox.dashboard", "on or off"}},
 		{"relaybox.xdp=fast relaybox.colour=blue", []string{"relaybox.xdp", "relaybox.colour"}},
 	} {
-		c, err := ParseConfig(ParseCmdline(tc.cmdline))
+		c, err := parseCmdline((tc.cmdline))
 		if err == nil {
 			t.Errorf("ParseConfig(%q) = nil error, want one mentioning %q", tc.cmdline, tc.want)
 			continue
@@ -92,15 +96,47 @@ func TestParseConfigErrors(t *testing.T) {
 }
 
 func TestListenPort(t *testing.T) {
-	c, err := ParseConfig(ParseCmdline("relaybox.listen=0.0.0.0:3478 relaybox.listen=[::]:3479"))
+	c, err := parseCmdline(("relaybox.listen=0.0.0.0:3478 relaybox.listen=[::]:3479"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.ListenPort(); err == nil || !strings.Contains(err.Error(), "one port") {
 		t.Errorf("ListenPort() with two ports = %v, want an error asking for one port", err)
 	}
-	c, _ = ParseConfig(ParseCmdline("relaybox.listen=0.0.0.0:5349"))
+	c, _ = parseCmdline(("relaybox.listen=0.0.0.0:5349"))
 	if p, err := c.ListenPort(); p != 5349 || err != nil {
 		t.Errorf("ListenPort() = %d, %v, want 5349", p, err)
 	}
+}
+
+func parseCmdline(cmdline string) (Config, error) {
+	return ParseConfig(cmdlineSettings(ParseCmdline(cmdline)))
+}
+
+// Later sources win key by key; a repeatable key from a later source
+// replaces the earlier values.
+func TestConfigLayers(t *testing.T) {
+	image := mustRead(t, "listen = 0.0.0.0:3478\nlisten = [::]:3478\nsoftware = image\nxdp = generic\n", "image")
+	cmdline := cmdlineSettings(ParseCmdline("relaybox.listen=0.0.0.0:5000 relaybox.xdp=off"))
+	c, err := ParseConfig(relay.MergeSettings(image, mustRead(t, "software = partition\n", "RELAYBOX:relaybox.conf"), cmdline))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{c.Relay.Listen, c.Relay.Software, c.XDP}
+	want := []any{[]netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:5000")}, "partition", bpf.ModeOff}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
+		t.Errorf("layered config [listen software xdp] (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"--software=partition", "--listen=0.0.0.0:5000"}, c.RelayArgs); diff != "" {
+		t.Errorf("RelayArgs (-want +got):\n%s", diff)
+	}
+}
+
+func mustRead(t *testing.T, file, name string) []relay.Setting {
+	t.Helper()
+	s, err := relay.ReadConfigFile(strings.NewReader(file), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

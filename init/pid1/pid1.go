@@ -6,6 +6,7 @@ package pid1
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/relaybox/relaybox/bpf"
 	"github.com/relaybox/relaybox/netcfg"
+	"github.com/relaybox/relaybox/relay"
 )
 
 // relayPath is the relay binary in the initramfs (u-root's busybox).
@@ -26,21 +28,33 @@ const relayPath = "/bbin/relay"
 // comes up, with the console, and says so.
 const carrierTimeout = 15 * time.Second
 
+// partitionWait bounds the wait for the RELAYBOX partition: USB sticks
+// enumerate a moment after their modules load, and a box without one (PXE)
+// should not wait long.
+const partitionWait = 3 * time.Second
+
 // box is the running appliance as init sees it.
 type box struct {
-	console *console
-	cfg     Config
-	net     *netcfg.Configurator
-	xdp     *bpf.Program
-	attach  *bpf.Attachment
-	relay   *Service
-	launch  launcher
-	reboot  func(cmd int) error
+	console  *console
+	cfg      Config
+	net      *netcfg.Configurator
+	xdp      *bpf.Program
+	attach   *bpf.Attachment
+	relay    *Service
+	watchdog *watchdog
+	launch   launcher
+	reboot   func(cmd int) error
+	// relayHeld says why the relay is not running, when it is not.
+	relayHeld string
 
 	stop         context.CancelFunc
 	stopped      sync.WaitGroup
 	readyOnce    sync.Once
 	shutdownOnce sync.Once
+
+	dashMu   sync.Mutex
+	dashStop chan struct{}
+	dashDone chan struct{}
 }
 
 // Main is PID 1's main. It never returns.
@@ -54,6 +68,9 @@ func Main() {
 	run()
 }
 
+// run boots the box; it returns once the relay is started (or held back
+// by bad configuration), leaving the console, signals and supervisor
+// running.
 func run() {
 	// The console first, so every later step can report; /dev is not
 	// mounted yet, so this is the kernel's /dev/console from the initramfs.
@@ -65,32 +82,83 @@ func run() {
 	}
 	params := ParseCmdline(string(raw))
 	b.console = openConsoles(params)
-	b.console.Logf("relaybox init starting")
+	b.console.Logf("relaybox %s starting", Version)
 
 	// Signals and the reaper before any child exists, or a fast child's
 	// exit (or a poweroff sent early) could be lost.
-	r := newReaper()
-	b.launch = r
+	b.launch = newReaper()
 	b.handleSignals()
-
-	cfg, err := ParseConfig(params)
-	if err != nil {
-		b.console.Logf("configuration: %v", err)
-	}
-	b.cfg = cfg
-	unix.Sethostname([]byte(hostname(cfg)))
+	// The console answers from now on, so a box stuck later in boot
+	// (no carrier, an unreachable config URL) can still be looked at.
+	safeGo("console", func() { b.serveConsole(os.Stdin) })
 
 	n := loadModules("/"+modulesList, modulesDir(), b.console.Logf)
 	b.console.Logf("loaded %d kernel modules", n)
 
+	cfg, cfgErr := b.readConfig(params, nil)
+	b.cfg = cfg
+	b.watchdog = startWatchdog(cfg.Watchdog, b.console.Logf)
+	unix.Sethostname([]byte(hostname(cfg)))
 	b.configureNetwork()
-	b.attachXDP()
-	if err == nil {
-		b.startRelay()
-	} else {
-		b.console.Logf("not starting the relay until the configuration is fixed (kernel command line)")
+
+	if cfg.URL != "" && cfgErr == nil {
+		cfg, cfgErr = b.fetchURLConfig(params)
+		b.cfg = cfg
 	}
-	b.serveConsole(os.Stdin)
+	if cfgErr != nil {
+		b.relayHeld = "the configuration has errors (see the log); fix them and reboot"
+		b.console.Logf("configuration: %v", cfgErr)
+		b.console.Logf("not starting the relay: %s", b.relayHeld)
+		return
+	}
+	b.attachXDP()
+	b.startRelay()
+}
+
+// local config sources, in order: the image's file, the RELAYBOX
+// partition; the kernel command line comes last and wins.
+func (b *box) readConfig(params []Param, fromURL []relay.Setting) (Config, error) {
+	var errs []error
+	baked, err := readConfigFile(bakedConfig, "image "+bakedConfig)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	part, dev, err := partitionConfig("/sys/class/block", partitionWait)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("config partition %s: %w", dev, err))
+	} else if dev != "" && fromURL == nil {
+		b.console.Logf("config: %d settings from %s on %s", len(part), partitionFile, dev)
+	}
+	cfg, err := ParseConfig(relay.MergeSettings(baked, part, fromURL, cmdlineSettings(params)))
+	return cfg, errors.Join(append(errs, err)...)
+}
+
+// fetchURLConfig fetches the config URL, retrying until it is reachable and
+// valid: the relay may need what it holds (its secrets, say), so it does
+// not start without it. The network is up by now and stays as configured.
+func (b *box) fetchURLConfig(params []Param) (Config, error) {
+	url := b.cfg.URL
+	for backoff := time.Second; ; backoff = min(backoff*2, 30*time.Second) {
+		settings, err := fetchConfig(context.Background(), url, b.console.Logf)
+		if err != nil {
+			return b.cfg, err
+		}
+		cfg, err := b.readConfig(params, settings)
+		if err == nil {
+			b.console.Logf("config: %d settings from %s", len(settings), url)
+			if !sameNet(cfg, b.cfg) {
+				b.console.Logf("config %s: network settings there are ignored: the network is already up", url)
+				cfg.Net, cfg.Iface = b.cfg.Net, b.cfg.Iface
+			}
+			return cfg, nil
+		}
+		b.console.Logf("config %s: %v; fetching it again in %s", url, err, backoff)
+		time.Sleep(backoff)
+	}
+}
+
+func sameNet(a, b Config) bool {
+	return a.Iface == b.Iface && (a.Net == nil) == (b.Net == nil) && (a.Net == nil || a.Net.String() == b.Net.String())
 }
 
 func hostname(cfg Config) string {
@@ -200,10 +268,40 @@ func (b *box) relayReady(addrs []string) {
 	b.readyOnce.Do(func() {
 		first = true
 		b.console.Println(fmt.Sprintf("relaybox: ready listen=%s %s", strings.Join(addrs, ","), b.xdpReport()))
+		if b.cfg.Dashboard {
+			b.startDashboard()
+		}
 	})
 	if !first {
 		b.console.Logf("relay serving again on %s", strings.Join(addrs, ","))
 	}
+}
+
+// startDashboard puts the status screen up, unless it is up already.
+func (b *box) startDashboard() {
+	b.dashMu.Lock()
+	defer b.dashMu.Unlock()
+	if b.dashStop != nil {
+		return
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	b.dashStop, b.dashDone = stop, done
+	safeGo("dashboard", func() {
+		defer close(done)
+		b.dashboard(stop)
+	})
+}
+
+// stopDashboard takes the status screen down, if it is up.
+func (b *box) stopDashboard() {
+	b.dashMu.Lock()
+	defer b.dashMu.Unlock()
+	if b.dashStop == nil {
+		return
+	}
+	close(b.dashStop)
+	<-b.dashDone
+	b.dashStop, b.dashDone = nil, nil
 }
 
 // stopServices stops the relay and waits for it, bounded by its stop

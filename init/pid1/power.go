@@ -43,8 +43,10 @@ func (b *box) handleSignals() {
 // to power off or reboot. It runs once; later requests wait for the first.
 func (b *box) shutdown(a powerAction, why string) {
 	b.shutdownOnce.Do(func() {
+		b.stopDashboard()
 		b.console.Logf("%s requested (%s): stopping services", a.verb, why)
 		b.stopServices()
+		b.watchdog.disarm()
 		unix.Sync()
 		b.console.Println("relaybox: " + a.verb)
 		if err := b.reboot(a.cmd); err != nil {
