@@ -15,13 +15,52 @@ import (
 // network namespace that handle was opened in. PID 1 passes
 // netlink.NewHandle(); tests pass a handle into a namespace of their own.
 type Configurator struct {
-	h *netlink.Handle
+	h             *netlink.Handle
+	run           func(fn func() error) error // runs fn in h's namespace
+	resolvConf    string
+	progressEvery time.Duration
 }
+
+// DefaultResolvConf is where Configure writes the name servers.
+const DefaultResolvConf = "/etc/resolv.conf"
+
+// progressEvery paces the progress lines of the bounded waits: often enough
+// that a person at the serial console sees the box is alive, rarely enough
+// not to flood a 115200-baud line.
+const progressEvery = 3 * time.Second
 
 // New returns a Configurator using h, which must not be nil. The caller keeps
 // ownership of h and closes it.
-func New(h *netlink.Handle) *Configurator {
-	return &Configurator{h: h}
+func New(h *netlink.Handle, opts ...Option) *Configurator {
+	c := &Configurator{
+		h:             h,
+		run:           func(fn func() error) error { return fn() },
+		resolvConf:    DefaultResolvConf,
+		progressEvery: progressEvery,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Option configures a Configurator.
+type Option func(*Configurator)
+
+// InNamespace tells the Configurator how to run code in the network
+// namespace its handle works in: DHCP sockets and /proc/sys/net writes
+// belong to the namespace of the thread that makes them, which netlink's
+// handle does not change. run must call fn on a thread inside the namespace
+// and return its error; nstest.NS.Do does. Without it, everything runs in
+// the caller's namespace, which is right for PID 1.
+func InNamespace(run func(fn func() error) error) Option {
+	return func(c *Configurator) { c.run = run }
+}
+
+// ResolvConf makes Configure write the name servers to path instead of
+// DefaultResolvConf.
+func ResolvConf(path string) Option {
+	return func(c *Configurator) { c.resolvConf = path }
 }
 
 // ErrNoLink is wrapped by every error about a link that does not exist.

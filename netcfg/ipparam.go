@@ -25,10 +25,34 @@ type Static struct {
 // for no network configuration. Check it with errors.Is.
 var ErrOff = errors.New("no network configuration requested")
 
-// ErrAutoconfUnsupported is returned by ParseIP for the automatic forms
-// (ip=dhcp, on, any, bootp, rarp, both, dhcp6, auto6): only the static form
-// is implemented for now.
-var ErrAutoconfUnsupported = errors.New("automatic configuration is not supported yet")
+// ErrAutoconfUnsupported is wrapped by the errors of ParseIP for every
+// automatic form (it reads the static form only), and of ParseIPConfig for
+// the forms relaybox does not speak: bootp, rarp and both. Check it with
+// errors.Is.
+var ErrAutoconfUnsupported = errors.New("this form of automatic configuration is not supported")
+
+// Method is how an ip= entry configures its link.
+type Method string
+
+// The methods of ip=, in the words an operator writes after the device.
+const (
+	MethodStatic Method = "static" // the address in the entry (autoconf off, none or empty)
+	MethodDHCP   Method = "dhcp"   // DHCPv4 (also written on or any)
+	MethodDHCP6  Method = "dhcp6"  // DHCPv6, with router advertisements for the default route
+	MethodAuto6  Method = "auto6"  // IPv6 stateless autoconfiguration (SLAAC)
+	MethodOff    Method = "off"    // no configuration: clears earlier entries (off or none)
+)
+
+// IPConfig is one ip= entry: a static address, or an automatic method on
+// one link or on every link.
+type IPConfig struct {
+	Method Method
+	// Static is the whole entry for MethodStatic. For the automatic
+	// methods only Iface (empty: every Ethernet link that no other entry
+	// names), Hostname (sent to the DHCP server) and the DNS and NTP
+	// servers are set.
+	Static
+}
 
 // The static forms of ip=, shown to a user who wrote something else.
 const (
@@ -41,12 +65,18 @@ const (
 // Field positions in ip=, from Documentation/admin-guide/nfs/nfsroot.rst.
 var ipFields = [...]string{"client-ip", "server-ip", "gw-ip", "netmask", "hostname", "device", "autoconf", "dns0-ip", "dns1-ip", "ntp0-ip"}
 
-// ParseIP parses the value of the kernel's ip= parameter in its static form:
+// autoForms are the automatic forms of ip=, shown to a user who wrote
+// something else.
+const autoForms = "ip=dhcp, ip=<device>:dhcp, ip=<device>:dhcp6, ip=<device>:auto6 or ip=:::::<device>:dhcp"
+
+// ParseIPConfig parses one value of the kernel's ip= parameter, static or
+// automatic. The full form is
 //
 //	<client-ip>:<server-ip>:<gw-ip>:<netmask>:<hostname>:<device>:<autoconf>:<dns0-ip>:<dns1-ip>:<ntp0-ip>
 //
-// for example "198.18.0.2::198.18.0.1:255.255.255.0::eth0:off". Trailing
-// fields may be left out. Where it departs from the kernel:
+// and trailing fields may be left out. With autoconf off, none or empty it
+// is a static address, for example "198.18.0.2::198.18.0.1:255.255.255.0::eth0:off".
+// Where that departs from the kernel:
 //
 //   - client-ip, netmask and device are required. The kernel guesses a
 //     classful netmask and tries every device; a relay that came up on the
@@ -58,58 +88,123 @@ var ipFields = [...]string{"client-ip", "server-ip", "gw-ip", "netmask", "hostna
 //     "[2001:2::2]::[2001:2::1]:64::eth0:off". Their netmask is a prefix
 //     length.
 //   - server-ip (the NFS server) is checked and ignored.
-//   - autoconf must be off, none or empty. The automatic methods return an
-//     error wrapping ErrAutoconfUnsupported that shows the static form.
 //
-// ip=off and ip=none, alone or as "<device>:off", return ErrOff.
-func ParseIP(value string) (Static, error) {
-	s, err := parseIP(value)
+// The automatic forms are a bare method (dhcp, on, any: DHCPv4; dhcp6:
+// DHCPv6; auto6: SLAAC), dracut's "<device>:<method>", or the full form with
+// client-ip, gw-ip and netmask empty (":::::eth0:dhcp", which may carry a
+// hostname and DNS servers). Without a device the method applies to every
+// Ethernet link that no other entry names. bootp, rarp and both are refused
+// with an error wrapping ErrAutoconfUnsupported.
+//
+// off and none, alone or as "<device>:off", return an IPConfig with
+// MethodOff: the ip key then forgets the entries given before it.
+func ParseIPConfig(value string) (IPConfig, error) {
+	c, err := parseIPConfig(value)
 	if err != nil {
-		return Static{}, fmt.Errorf("ip=%s: %w", value, err)
+		return IPConfig{}, fmt.Errorf("ip=%s: %w", value, err)
 	}
-	return s, nil
+	return c, nil
 }
 
-func parseIP(value string) (Static, error) {
+// ParseIP parses the static form of ip= only (see ParseIPConfig): the
+// automatic forms return an error wrapping ErrAutoconfUnsupported that shows
+// the static form, and ip=off, ip=none and "<device>:off" return ErrOff. It
+// is for callers that cannot run DHCP or SLAAC; Config's ip key takes every
+// form.
+func ParseIP(value string) (Static, error) {
+	c, err := parseIPConfig(value)
+	if err == nil {
+		switch c.Method {
+		case MethodStatic:
+			return c.Static, nil
+		case MethodOff:
+			err = ErrOff
+		default:
+			err = notStatic(c.Method, c.Iface)
+		}
+	}
+	return Static{}, fmt.Errorf("ip=%s: %w", value, err)
+}
+
+func parseIPConfig(value string) (IPConfig, error) {
 	if value == "" {
-		return Static{}, fmt.Errorf("empty value; use %s", staticForm4)
+		return IPConfig{}, fmt.Errorf("empty value; use %s, or %s", staticForm4, autoForms)
 	}
 	fields, err := splitFields(value)
 	if err != nil {
-		return Static{}, err
+		return IPConfig{}, err
 	}
 	// The kernel accepts a bare method (ip=dhcp, ip=off); dracut also
 	// accepts <device>:<method>.
-	var device, method string
 	switch {
-	case len(fields) == 1 && isMethod(fields[0]):
-		method = fields[0]
+	case len(fields) == 1 && isMethod(fields[0]) && fields[0] != "":
+		return autoConfig(fields[0], IPConfig{})
 	case len(fields) == 2 && isMethod(fields[1]) && fields[1] != "":
-		device, method = fields[0], fields[1]
-	}
-	if method != "" {
-		if err := notStatic(method, device); err != nil {
-			return Static{}, err
+		if err := checkIfaceName(fields[0]); err != nil {
+			return IPConfig{}, err
 		}
-		return Static{}, ErrOff
+		return autoConfig(fields[1], IPConfig{Static: Static{Iface: fields[0]}})
 	}
 	if len(fields) > len(ipFields) {
-		return Static{}, fmt.Errorf("%d fields, at most %d (%s); IPv6 addresses go in brackets, [2001:2::2]",
+		return IPConfig{}, fmt.Errorf("%d fields, at most %d (%s); IPv6 addresses go in brackets, [2001:2::2]",
 			len(fields), len(ipFields), strings.Join(ipFields[:], ":"))
 	}
 	var f [len(ipFields)]string
 	copy(f[:], fields)
-
-	if err := notStatic(f[6], f[5]); err != nil {
-		return Static{}, err
+	if !isMethod(f[6]) {
+		return IPConfig{}, fmt.Errorf("autoconf %q: want off, none or empty for a static address, or dhcp, on, any, dhcp6 or auto6", f[6])
 	}
+	if methods[f[6]] == MethodStatic {
+		s, err := parseStatic(f)
+		if err != nil {
+			return IPConfig{}, err
+		}
+		return IPConfig{Method: MethodStatic, Static: s}, nil
+	}
+	// The full form with an automatic method: the address fields belong
+	// to the static form.
+	for _, i := range []int{0, 2, 3} {
+		if f[i] != "" {
+			return IPConfig{}, fmt.Errorf("%s %q with autoconf %q: give either a static address (autoconf off) or %s, not both",
+				ipFields[i], f[i], f[6], f[6])
+		}
+	}
+	if _, err := parseAddr("server-ip", f[1]); err != nil {
+		return IPConfig{}, err
+	}
+	c := IPConfig{Static: Static{Hostname: f[4], Iface: f[5]}}
+	if err := parseServers(&c.Static, f); err != nil {
+		return IPConfig{}, err
+	}
+	return autoConfig(f[6], c)
+}
+
+// autoConfig completes c, an entry with the automatic method m or off.
+func autoConfig(m string, c IPConfig) (IPConfig, error) {
+	c.Method = methods[m]
+	switch c.Method {
+	case MethodStatic:
+		// A bare "off", "none" or "<device>:off" names no address.
+		c.Method = MethodOff
+	case "":
+		return IPConfig{}, fmt.Errorf("autoconf %q asks for %s: %w; relaybox speaks DHCP: use %s",
+			m, legacyProtocols[m], ErrAutoconfUnsupported, autoForms)
+	}
+	if err := c.Validate(); err != nil {
+		return IPConfig{}, err
+	}
+	return c, nil
+}
+
+// parseStatic reads the fields of the static form.
+func parseStatic(f [len(ipFields)]string) (Static, error) {
 	var s Static
 	client, err := parseAddr("client-ip", f[0])
 	if err != nil {
 		return Static{}, err
 	}
 	if !client.IsValid() {
-		return Static{}, fmt.Errorf("client-ip is empty; give this host's address: %s", staticForm4)
+		return Static{}, fmt.Errorf("client-ip is empty; give this host's address: %s, or use %s", staticForm4, autoForms)
 	}
 	if _, err := parseAddr("server-ip", f[1]); err != nil {
 		return Static{}, err
@@ -131,10 +226,21 @@ func parseIP(value string) (Static, error) {
 		}
 		return Static{}, fmt.Errorf("device is empty; name the interface to configure (see the console's link list): %s", form)
 	}
+	if err := parseServers(&s, f); err != nil {
+		return Static{}, err
+	}
+	if err := s.Validate(); err != nil {
+		return Static{}, err
+	}
+	return s, nil
+}
+
+// parseServers reads dns0-ip, dns1-ip and ntp0-ip into s.
+func parseServers(s *Static, f [len(ipFields)]string) error {
 	for i, name := range ipFields[7:] {
 		a, err := parseAddr(name, f[7+i])
 		if err != nil {
-			return Static{}, err
+			return err
 		}
 		if !a.IsValid() {
 			continue
@@ -145,10 +251,7 @@ func parseIP(value string) (Static, error) {
 			s.DNS = append(s.DNS, a)
 		}
 	}
-	if err := s.Validate(); err != nil {
-		return Static{}, err
-	}
-	return s, nil
+	return nil
 }
 
 // splitFields splits ip= at colons outside brackets.
@@ -180,36 +283,45 @@ func splitFields(value string) ([]string, error) {
 	return append(fields, value[start:]), nil
 }
 
-// methods maps each autoconf value of ip= to the protocol it asks for, empty
-// for the static ones. The IPv6 ones come from dracut.
-var methods = map[string]string{
-	"": "", "off": "", "none": "",
-	"dhcp": "DHCP", "on": "DHCP, BOOTP or RARP", "any": "DHCP, BOOTP or RARP",
-	"bootp": "BOOTP", "rarp": "RARP", "both": "BOOTP or RARP",
-	"dhcp6": "DHCPv6", "auto6": "SLAAC",
+// methods maps each autoconf value of ip= to its Method; the empty Method
+// marks the ones relaybox refuses. The IPv6 ones come from dracut.
+var methods = map[string]Method{
+	"": MethodStatic, "off": MethodStatic, "none": MethodStatic,
+	"dhcp": MethodDHCP, "on": MethodDHCP, "any": MethodDHCP,
+	"dhcp6": MethodDHCP6, "auto6": MethodAuto6,
+	"bootp": "", "rarp": "", "both": "",
 }
+
+// protocol names what m speaks, for messages.
+func (m Method) protocol() string {
+	switch m {
+	case MethodDHCP:
+		return "DHCPv4"
+	case MethodDHCP6:
+		return "DHCPv6"
+	case MethodAuto6:
+		return "SLAAC"
+	}
+	return string(m)
+}
+
+// legacyProtocols names what the refused autoconf values ask for.
+var legacyProtocols = map[string]string{"bootp": "BOOTP", "rarp": "RARP", "both": "BOOTP or RARP"}
 
 func isMethod(s string) bool { _, ok := methods[s]; return ok }
 
-// notStatic returns nil for the static methods (off, none, empty) and an
-// error saying what to write instead for the others.
-func notStatic(method, device string) error {
-	proto, ok := methods[method]
-	if !ok {
-		return fmt.Errorf("autoconf %q: want off, none or empty for a static address; %s", method, staticForm4)
-	}
-	if proto == "" {
-		return nil
-	}
+// notStatic is ParseIP's error for an automatic method: what to write
+// instead to configure the link statically.
+func notStatic(m Method, device string) error {
 	if device == "" {
 		device = "<device>"
 	}
 	form := staticForm4
-	if strings.HasSuffix(method, "6") {
+	if strings.HasSuffix(string(m), "6") {
 		form = staticForm6
 	}
-	return fmt.Errorf("autoconf %q asks for %s: %w; configure the address statically with %s",
-		method, proto, ErrAutoconfUnsupported, strings.Replace(form, "<device>", device, 1))
+	return fmt.Errorf("autoconf %q asks for %s: %w here; configure the address statically with %s",
+		m, m.protocol(), ErrAutoconfUnsupported, strings.Replace(form, "<device>", device, 1))
 }
 
 // parseAddr parses one address field: empty, dotted IPv4, or IPv6 in brackets.
@@ -272,8 +384,8 @@ func (s Static) Validate() error {
 	if s.Iface == "" {
 		return errors.New("no device named")
 	}
-	if strings.ContainsAny(s.Iface, "/: \t\n") {
-		return fmt.Errorf("device %q: not an interface name", s.Iface)
+	if err := checkIfaceName(s.Iface); err != nil {
+		return err
 	}
 	if !s.Addr.IsValid() {
 		return errors.New("no address")
@@ -308,6 +420,11 @@ func (s Static) Validate() error {
 			return fmt.Errorf("gw-ip %s: not on the link %s; check the netmask", g, s.Addr.Masked())
 		}
 	}
+	return s.checkNames()
+}
+
+// checkNames checks the hostname and the DNS and NTP servers.
+func (s Static) checkNames() error {
 	if len(s.Hostname) > 64 {
 		return fmt.Errorf("hostname %q: longer than 64 characters", s.Hostname)
 	}
@@ -327,6 +444,95 @@ func (s Static) Validate() error {
 		}
 	}
 	return nil
+}
+
+// maxIfaceName is IFNAMSIZ less the terminating NUL.
+const maxIfaceName = 15
+
+// checkIfaceName rejects what the kernel would refuse as an interface name
+// (dev_valid_name), with the rule that was broken.
+func checkIfaceName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty device name; name an interface such as eth0")
+	case len(name) > maxIfaceName:
+		return fmt.Errorf("device %q: longer than the kernel's %d characters for an interface name", name, maxIfaceName)
+	case name == "." || name == ".." || strings.ContainsAny(name, "/: \t\n"):
+		return fmt.Errorf("device %q: not an interface name", name)
+	}
+	return nil
+}
+
+// Validate checks one entry: for MethodStatic everything Static.Validate
+// checks; for the automatic methods the device name if there is one, the
+// hostname and the servers. An entry carrying MethodOff, or a method
+// ParseIPConfig never returns, is refused: off is a command to the ip key,
+// not a configuration.
+func (c IPConfig) Validate() error {
+	switch c.Method {
+	case MethodStatic:
+		return c.Static.Validate()
+	case MethodDHCP, MethodDHCP6, MethodAuto6:
+		if c.Addr.IsValid() || c.Gateway.IsValid() {
+			return fmt.Errorf("%s with an address or gateway: give either a static address or %s", c.Method, c.Method)
+		}
+	case MethodOff:
+		if c.Iface != "" {
+			return checkIfaceName(c.Iface)
+		}
+		return nil
+	default:
+		return fmt.Errorf("method %q: want static, dhcp, dhcp6 or auto6", c.Method)
+	}
+	if c.Iface != "" {
+		if err := checkIfaceName(c.Iface); err != nil {
+			return err
+		}
+	}
+	return c.checkNames()
+}
+
+// String renders c in the ip= syntax ParseIPConfig reads (without "ip="):
+// Static.String for a static entry, else dracut's "<device>:<method>" (or
+// the bare method) when that says everything, or the kernel's full form.
+func (c IPConfig) String() string {
+	switch c.Method {
+	case MethodStatic:
+		return c.Static.String()
+	case "":
+		return ""
+	}
+	if c.Hostname == "" && len(c.DNS) == 0 && len(c.NTP) == 0 {
+		if c.Iface == "" {
+			return string(c.Method)
+		}
+		return c.Iface + ":" + string(c.Method)
+	}
+	f := make([]string, len(ipFields))
+	f[4], f[5], f[6] = c.Hostname, c.Iface, string(c.Method)
+	for i, d := range c.DNS[:min(2, len(c.DNS))] {
+		f[7+i] = fieldAddr(d)
+	}
+	if len(c.NTP) > 0 {
+		f[9] = fieldAddr(c.NTP[0])
+	}
+	for len(f) > 7 && f[len(f)-1] == "" {
+		f = f[:len(f)-1]
+	}
+	return strings.Join(f, ":")
+}
+
+// family is the address family an entry configures: 4 or 6.
+func (c IPConfig) family() int {
+	switch c.Method {
+	case MethodDHCP:
+		return 4
+	case MethodStatic:
+		if c.Addr.Addr().Is4() {
+			return 4
+		}
+	}
+	return 6
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {

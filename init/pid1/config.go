@@ -22,11 +22,13 @@ const KeyPrefix = "relaybox."
 // same keys are read from every source (config files, a URL, the kernel
 // command line), and are the relay's flags for the relay's part.
 type Config struct {
-	// Net is the static network configuration (key ip, or the kernel's
-	// own ip= parameter); nil when there is none or it asks for none.
-	Net *netcfg.Static
-	// Iface is the relay NIC, the one XDP attaches to. Key: iface;
-	// defaults to the device named by ip.
+	// Net is the network configuration: keys ip (also the kernel's own
+	// ip= parameter), mtu, vlan, dns, carrier-timeout, dhcp-timeout. With
+	// no ip at all, every Ethernet link asks DHCP.
+	Net netcfg.Config
+	// Iface chooses the relay NIC, the one XDP attaches to: a name, a MAC
+	// (mac:52:54:00:12:34:56) or default-route. Key: iface; defaults to
+	// the device of the first ip entry that names one, else default-route.
 	Iface string
 	// XDP is how the XDP program attaches. Key: xdp (auto, native,
 	// generic, off); auto tries native and falls back to generic.
@@ -51,25 +53,14 @@ type Config struct {
 // initFlags are the keys init reads itself; every other key is the relay's.
 func (c *Config) initFlags() *flag.FlagSet {
 	fs := flag.NewFlagSet("init", flag.ContinueOnError)
-	fs.Var(flagFunc(func(v string) error {
-		s, err := netcfg.ParseIP(v)
-		switch {
-		case errors.Is(err, netcfg.ErrOff):
-			c.Net = nil
-		case err != nil:
-			return err
-		default:
-			c.Net = &s
-		}
-		return nil
-	}), "ip", "static network configuration in the kernel's ip= syntax")
+	c.Net.RegisterFlags(fs)
 	fs.Var(flagFunc(func(v string) error {
 		if v == "" {
-			return errors.New("want a network interface name such as eth0")
+			return errors.New("want a network interface: a name such as eth0, mac:<address> or default-route")
 		}
 		c.Iface = v
 		return nil
-	}), "iface", "the relay NIC, for example eth0 (default: the device in ip)")
+	}), "iface", "the relay NIC: eth0, mac:52:54:00:12:34:56 or default-route (default: the device in ip)")
 	fs.Var(flagFunc(func(v string) error {
 		m, err := bpf.ParseMode(v)
 		c.XDP = m
@@ -152,8 +143,25 @@ func ParseConfig(settings []relay.Setting) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s: %s: %w", s.Source, displayKey(s), err))
 		}
 	}
-	if c.Iface == "" && c.Net != nil {
-		c.Iface = c.Net.Iface
+	if !slices.ContainsFunc(settings, func(s relay.Setting) bool { return s.Key == "ip" }) {
+		// An appliance plugged in with no configuration asks DHCP;
+		// ip=off, given, means no network configuration at all.
+		dhcp, _ := netcfg.ParseIPConfig("dhcp")
+		c.Net.IP = []netcfg.IPConfig{dhcp}
+	}
+	if c.Iface == "" {
+		c.Iface = netcfg.DefaultRoute
+		for _, ip := range c.Net.IP {
+			if ip.Iface != "" {
+				c.Iface = ip.Iface
+				break
+			}
+		}
+	}
+	c.Net.RelayLink = c.Iface
+	c.Net.RelayPorts = netcfg.PortRange{First: 49152, Last: 65535}
+	if err := c.Net.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Relay.Validate(); err != nil {
 		errs = append(errs, err)
@@ -174,6 +182,25 @@ func flagNames(fs *flag.FlagSet) string {
 	fs.VisitAll(func(f *flag.Flag) { keys = append(keys, f.Name) })
 	slices.Sort(keys)
 	return strings.Join(keys, ", ")
+}
+
+// Hostname is the first hostname an ip entry gives, else relaybox.
+func (c Config) Hostname() string {
+	for _, ip := range c.Net.IP {
+		if ip.Hostname != "" {
+			return ip.Hostname
+		}
+	}
+	return "relaybox"
+}
+
+// networkKeys are the keys that configure the network.
+func networkKeys() map[string]bool {
+	fs := flag.NewFlagSet("net", flag.ContinueOnError)
+	new(netcfg.Config).RegisterFlags(fs)
+	keys := map[string]bool{"iface": true}
+	fs.VisitAll(func(f *flag.Flag) { keys[f.Name] = true })
+	return keys
 }
 
 // ListenPort is the relay's STUN/TURN port, the one the XDP program

@@ -1,6 +1,7 @@
 package pid1
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -40,14 +41,14 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{"console=ttyS0 " + ip, "eth0", bpf.ModeAuto, []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:3478")}, nil},
 		{ip + " relaybox.xdp=generic relaybox.iface=eth1", "eth1", bpf.ModeGeneric, []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:3478")}, nil},
-		{"relaybox.xdp=off", "", bpf.ModeOff, []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:3478")}, nil},
+		{"relaybox.xdp=off", "default-route", bpf.ModeOff, []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:3478")}, nil},
 		{
 			ip + " relaybox.listen=0.0.0.0:3479 relaybox.listen=[::]:3479 relaybox.software=box",
 			"eth0", bpf.ModeAuto,
 			[]netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:3479"), netip.MustParseAddrPort("[::]:3479")},
 			[]string{"--listen=0.0.0.0:3479", "--listen=[::]:3479", "--software=box"},
 		},
-		{"ip=off", "", bpf.ModeAuto, []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:3478")}, nil},
+		{"ip=off", "default-route", bpf.ModeAuto, []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:3478")}, nil},
 	} {
 		c, err := parseCmdline((tc.cmdline))
 		if err != nil {
@@ -72,8 +73,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"relaybox.xdp=fast", []string{"relaybox.xdp", `"fast"`, "native"}},
 		{"relaybox.colour=blue", []string{"kernel command line: relaybox.colour", "unknown key", "iface", "xdp", "listen"}},
 		{"relaybox.listen=1.2.3", []string{"relaybox.listen", "ADDR:PORT"}},
-		{"relaybox.iface=", []string{"relaybox.iface", "interface name"}},
-		{"ip=dhcp", []string{"kernel command line: ip: ", "not supported yet"}},
+		{"relaybox.iface=", []string{"relaybox.iface", "network interface"}},
+		{"ip=bootp", []string{"kernel command line: ip: ", "bootp"}},
+		{"relaybox.mtu=99", []string{"relaybox.mtu", "1280"}},
 		{"relaybox.config=ftp://x", []string{"relaybox.config", "http://"}},
 		{"relaybox.watchdog=1s", []string{"relaybox.watchdog", "at least 3s"}},
 		{"relaybox.dashboard=maybe", []string{"relaybox.dashboard", "on or off"}},
@@ -139,4 +141,36 @@ func mustRead(t *testing.T, file, name string) []relay.Setting {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// Without any ip key the box asks DHCP on every link; ip=off means no
+// network configuration, and an ip entry naming a device makes it the relay
+// NIC.
+func TestNetworkDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		cmdline   string
+		wantIP    string
+		wantIface string
+	}{
+		{"", "[dhcp]", "default-route"},
+		{"ip=off", "[]", "default-route"},
+		{"ip=eth1:dhcp", "[eth1:dhcp]", "eth1"},
+		{"ip=198.18.0.2::198.18.0.1:255.255.255.0:box:eth0:off relaybox.iface=mac:52:54:00:12:34:56", "[198.18.0.2::198.18.0.1:255.255.255.0:box:eth0:off]", "mac:52:54:00:12:34:56"},
+	} {
+		c, err := parseCmdline(tc.cmdline)
+		if err != nil {
+			t.Errorf("ParseConfig(%q) error %v", tc.cmdline, err)
+			continue
+		}
+		if got := fmt.Sprint(c.Net.IP); got != tc.wantIP {
+			t.Errorf("ParseConfig(%q).Net.IP = %s, want %s", tc.cmdline, got, tc.wantIP)
+		}
+		if c.Iface != tc.wantIface || c.Net.RelayLink != tc.wantIface {
+			t.Errorf("ParseConfig(%q): Iface %q, RelayLink %q, want %q", tc.cmdline, c.Iface, c.Net.RelayLink, tc.wantIface)
+		}
+	}
+	c, _ := parseCmdline("ip=198.18.0.2::198.18.0.1:255.255.255.0:box:eth0:off")
+	if got := c.Hostname(); got != "box" {
+		t.Errorf("Hostname() = %q, want box from ip=", got)
+	}
 }

@@ -42,8 +42,11 @@ type box struct {
 	attach   *bpf.Attachment
 	relay    *Service
 	watchdog *watchdog
-	launch   launcher
-	reboot   func(cmd int) error
+	network  *netcfg.Network
+	// relayIface is the relay NIC's name, once the network is up.
+	relayIface string
+	launch     launcher
+	reboot     func(cmd int) error
 	// relayHeld says why the relay is not running, when it is not.
 	relayHeld string
 
@@ -98,7 +101,7 @@ func run() {
 	cfg, cfgErr := b.readConfig(params, nil)
 	b.cfg = cfg
 	b.watchdog = startWatchdog(cfg.Watchdog, b.console.Logf)
-	unix.Sethostname([]byte(hostname(cfg)))
+	unix.Sethostname([]byte(cfg.Hostname()))
 	b.configureNetwork()
 
 	if cfg.URL != "" && cfgErr == nil {
@@ -146,10 +149,13 @@ func (b *box) fetchURLConfig(params []Param) (Config, error) {
 		cfg, err := b.readConfig(params, settings)
 		if err == nil {
 			b.console.Logf("config: %d settings from %s", len(settings), url)
-			if !sameNet(cfg, b.cfg) {
-				b.console.Logf("config %s: network settings there are ignored: the network is already up", url)
-				cfg.Net, cfg.Iface = b.cfg.Net, b.cfg.Iface
+			netKeys := networkKeys()
+			for _, s := range settings {
+				if netKeys[s.Key] {
+					b.console.Logf("config %s: %s is ignored: the network is already up", s.Source, s.Key)
+				}
 			}
+			cfg.Net, cfg.Iface = b.cfg.Net, b.cfg.Iface
 			return cfg, nil
 		}
 		b.console.Logf("config %s: %v; fetching it again in %s", url, err, backoff)
@@ -157,17 +163,9 @@ func (b *box) fetchURLConfig(params []Param) (Config, error) {
 	}
 }
 
-func sameNet(a, b Config) bool {
-	return a.Iface == b.Iface && (a.Net == nil) == (b.Net == nil) && (a.Net == nil || a.Net.String() == b.Net.String())
-}
-
-func hostname(cfg Config) string {
-	if cfg.Net != nil && cfg.Net.Hostname != "" {
-		return cfg.Net.Hostname
-	}
-	return "relaybox"
-}
-
+// configureNetwork brings the links up as configured. DHCP keeps renewing
+// leases in the background for as long as the box runs; a link that fails
+// is reported and the others carry on.
 func (b *box) configureNetwork() {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
@@ -175,29 +173,29 @@ func (b *box) configureNetwork() {
 		return
 	}
 	b.net = netcfg.New(h)
-	if err := b.net.LinkUp("lo"); err != nil {
-		b.console.Logf("loopback: %v", err)
+	n, err := b.net.Configure(context.Background(), b.cfg.Net, b.console.Logf)
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			b.console.Logf("network: %s", line)
+		}
 	}
-	if b.cfg.Net == nil {
-		b.console.Logf("no ip= on the kernel command line: network left unconfigured")
+	if n == nil {
 		return
 	}
-	if err := b.net.ApplyStatic(*b.cfg.Net); err != nil {
-		b.console.Logf("network: %v", err)
-		return
+	b.network = n
+	for _, line := range strings.Split(strings.TrimSpace(n.String()), "\n") {
+		b.console.Logf("network: %s", line)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), carrierTimeout)
-	defer cancel()
-	if err := b.net.WaitCarrier(ctx, b.cfg.Net.Iface); err != nil {
-		b.console.Logf("network: %v", err)
+	b.relayIface = n.Relay
+	if b.relayIface == "" {
+		b.console.Logf("network: no relay NIC (%s): XDP stays off", b.cfg.Iface)
 	}
-	b.console.Logf("network: %s", b.cfg.Net)
 }
 
 // attachXDP loads the XDP program, pins its maps for the relay, and attaches
 // it to the relay NIC. Any failure leaves the relay on its user-space path.
 func (b *box) attachXDP() {
-	if b.cfg.XDP == bpf.ModeOff || b.cfg.Iface == "" {
+	if b.cfg.XDP == bpf.ModeOff || b.relayIface == "" {
 		return
 	}
 	port, err := b.cfg.ListenPort()
@@ -210,7 +208,7 @@ func (b *box) attachXDP() {
 		b.console.Logf("xdp: %v", err)
 		return
 	}
-	a, err := prog.Attach(b.cfg.Iface, b.cfg.XDP)
+	a, err := prog.Attach(b.relayIface, b.cfg.XDP)
 	if err != nil {
 		b.console.Logf("xdp: %v", err)
 		prog.Close()
@@ -223,7 +221,7 @@ func (b *box) attachXDP() {
 // xdpReport is the xdp=<iface>:<mode> of the ready line, as the kernel
 // reports the attachment, not as init asked for it.
 func (b *box) xdpReport() string {
-	iface := b.cfg.Iface
+	iface := b.relayIface
 	if iface == "" {
 		return "xdp=none:off"
 	}
