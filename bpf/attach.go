@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
@@ -66,7 +67,9 @@ type Attachment struct {
 	// back to generic, for the operator to read; nil otherwise.
 	NativeErr error
 
-	link link.Link
+	link    link.Link
+	txPorts *ebpf.Map // a clone, so that Close works after Program.Close
+	ifindex uint32
 }
 
 // Attach attaches the program to the interface named ifname in the network
@@ -74,6 +77,16 @@ type Attachment struct {
 // or ModeAuto for native with a fall-back to generic when the driver refuses
 // native; the Attachment says which mode is in use. Another XDP program on
 // the interface is an error in every mode: Attach does not replace it.
+//
+// In native mode the interface also becomes a redirect target: the program
+// on any other interface sends the datagrams whose next hop is out this one
+// straight there. An interface in generic mode is no target (a native
+// driver cannot hand it frames); traffic for it goes through the stack.
+//
+// The relay's FIB lookups need forwarding on for the interface
+// (net.ipv4.conf.IFACE.forwarding, net.ipv6.conf.IFACE.forwarding);
+// without it every binding's datagrams are passed to the stack, counted as
+// ReasonFwdDisabled.
 func (p *Program) Attach(ifname string, want Mode) (*Attachment, error) {
 	iface, err := net.InterfaceByName(ifname)
 	if err != nil {
@@ -119,7 +132,23 @@ func (p *Program) attach(iface *net.Interface, mode Mode) (*Attachment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attach xdp to %s in %s mode: %w", iface.Name, mode, err)
 	}
-	return &Attachment{Iface: iface.Name, Mode: mode, link: l}, nil
+	a := &Attachment{Iface: iface.Name, Mode: mode, link: l}
+	if mode != ModeNative {
+		// A native driver cannot hand frames to a NIC that has only
+		// generic XDP: traffic towards it takes the stack.
+		return a, nil
+	}
+	// Make the NIC a redirect target for the program on the other NICs.
+	// The devmap resolves the ifindex in the calling thread's namespace.
+	if a.txPorts, err = p.objs.TxPorts.Clone(); err == nil {
+		a.ifindex = uint32(iface.Index)
+		err = a.txPorts.Update(&a.ifindex, &a.ifindex, ebpf.UpdateAny)
+	}
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("attach xdp to %s: make it a redirect target: %w", iface.Name, err)
+	}
+	return a, nil
 }
 
 // occupied reports whether an attach failed because an XDP program is
@@ -140,9 +169,23 @@ func attachHint(ifname string, want Mode, err error) string {
 	return ""
 }
 
-// Close detaches the program from the interface.
+// Close detaches the program from the interface. Redirects towards the
+// interface stop first.
 func (a *Attachment) Close() error {
+	var errs []error
+	if a.txPorts != nil {
+		if a.ifindex != 0 {
+			if err := a.txPorts.Delete(&a.ifindex); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				errs = append(errs, err)
+			}
+		}
+		a.txPorts.Close()
+		a.txPorts = nil
+	}
 	if err := a.link.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("detach xdp from %s: %w", a.Iface, err)
 	}
 	return nil

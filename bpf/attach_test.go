@@ -256,3 +256,51 @@ func TestAttachErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAttachRedirectTarget: a native attachment makes its interface a
+// redirect target until Close; a generic one does not.
+func TestAttachRedirectTarget(t *testing.T) {
+	relay, _ := relayPair(t)
+	p := loadProgram(t, testConfig)
+	targets := func() []uint32 {
+		var k, v uint32
+		var out []uint32
+		it := p.objs.TxPorts.Iterate()
+		for it.Next(&k, &v) {
+			out = append(out, k)
+		}
+		if err := it.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	err := relay.Do(func() error {
+		iface, err := net.InterfaceByName("x0")
+		if err != nil {
+			return err
+		}
+		for _, mode := range []Mode{ModeNative, ModeGeneric} {
+			a, err := p.Attach("x0", mode)
+			if err != nil {
+				return err
+			}
+			var want []uint32
+			if mode == ModeNative {
+				want = []uint32{uint32(iface.Index)}
+			}
+			if got := targets(); !cmp.Equal(got, want) {
+				t.Errorf("attached in %s mode: redirect targets %v, want %v", mode, got, want)
+			}
+			if err := a.Close(); err != nil {
+				return err
+			}
+			if got := targets(); len(got) != 0 {
+				t.Errorf("after Close of the %s attachment: redirect targets %v, want none", mode, got)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

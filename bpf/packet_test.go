@@ -34,6 +34,15 @@ type packet struct {
 	hopByHop      bool   // IPv6 hop-by-hop options header before the transport
 
 	truncate int // cut this many bytes off the end of the built frame
+
+	// As the relay sends them: MACs (default client to relay), DF set
+	// and no Ethernet padding, TTL 64 as for every frame here.
+	srcMAC, dstMAC net.HardwareAddr
+	df             bool
+	unpadded       bool
+
+	zeroChecksum bool   // UDP checksum 0 (IPv4: "none")
+	trailer      []byte // bytes after the IP datagram (Ethernet trailer)
 }
 
 var (
@@ -46,6 +55,12 @@ var (
 func (p packet) build(t testing.TB) []byte {
 	t.Helper()
 	eth := &layers.Ethernet{SrcMAC: clientMAC, DstMAC: relayMAC}
+	if p.srcMAC != nil {
+		eth.SrcMAC = p.srcMAC
+	}
+	if p.dstMAC != nil {
+		eth.DstMAC = p.dstMAC
+	}
 	var ls []gopacket.SerializableLayer
 	ls = append(ls, eth)
 
@@ -67,6 +82,9 @@ func (p packet) build(t testing.TB) []byte {
 		}
 		if p.moreFragments {
 			ip.Flags |= layers.IPv4MoreFragments
+		}
+		if p.df {
+			ip.Flags |= layers.IPv4DontFragment
 		}
 		if p.ipv4Options {
 			ip.Options = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}}
@@ -127,7 +145,30 @@ func (p packet) build(t testing.TB) []byte {
 		t.Fatalf("build packet: %v", err)
 	}
 	b := buf.Bytes()
+	if p.zeroChecksum && !p.tcp {
+		end := ethIPEnd(b) - len(p.payload) // the UDP header's end
+		b[end-2], b[end-1] = 0, 0
+	}
+	if p.unpadded || p.trailer != nil {
+		b = b[:ethIPEnd(b)]
+	}
+	b = append(b, p.trailer...)
 	return b[:len(b)-p.truncate]
+}
+
+// ethIPEnd returns where the IP datagram in frame b ends: its Ethernet
+// padding and trailer start there.
+func ethIPEnd(b []byte) int {
+	l3 := 14
+	etype := binary.BigEndian.Uint16(b[12:])
+	for etype == 0x8100 || etype == 0x88A8 {
+		etype = binary.BigEndian.Uint16(b[l3+2:])
+		l3 += 4
+	}
+	if etype == 0x0800 {
+		return l3 + int(binary.BigEndian.Uint16(b[l3+2:]))
+	}
+	return l3 + 40 + int(binary.BigEndian.Uint16(b[l3+4:]))
 }
 
 // stunMessage returns a STUN message of the given type with attrLen bytes

@@ -11,6 +11,9 @@
  *   -1    the header is truncated, malformed or of a kind the kernel path
  *         leaves to user space. The cursor is then unspecified.
  *
+ * Predicates (ip4_is_fragment, ipv6_is_ext, ip4_valid, ip6_valid) take no
+ * cursor and return 1 or 0.
+ *
  * Helpers never return XDP verdicts: only the entry point in xdp.c decides
  * what happens to a packet. All of them are static __always_inline so the
  * verifier sees one function with every bounds check in place.
@@ -26,6 +29,8 @@
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
+
+#include "csum.h"
 
 #ifndef ETH_P_8021Q
 #define ETH_P_8021Q 0x8100
@@ -91,10 +96,9 @@ static __always_inline int parse_ethhdr(struct hdr_cursor *nh, void *data_end)
 /*
  * parse_iphdr parses an IPv4 header, options included (ihl is bounded by
  * its 4-bit field, and checked against the packet). Returns the protocol of
- * the transport header that follows, or -1 if the header is truncated, has
- * ihl < 5, or the packet is a fragment: a fragment with a nonzero offset
- * carries no transport header, and the first one carries only part of the
- * datagram, so both are left to the stack's reassembly.
+ * the transport header that follows, or -1 if the header is truncated or
+ * has ihl < 5. Fragments are returned like any packet: the caller asks
+ * ip4_is_fragment, so that it can count them apart.
  */
 static __always_inline int parse_iphdr(struct hdr_cursor *nh, void *data_end,
 				       struct iphdr **iphdr)
@@ -108,12 +112,84 @@ static __always_inline int parse_iphdr(struct hdr_cursor *nh, void *data_end,
 		return -1;
 	if (nh->pos + hdrsize > data_end)
 		return -1;
-	if (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET))
-		return -1;
 
 	nh->pos += hdrsize;
 	*iphdr = iph;
 	return iph->protocol;
+}
+
+/*
+ * ip4_is_fragment reports whether iph is a fragment (MF set or a nonzero
+ * offset): a later fragment carries no transport header, and the first one
+ * only part of the datagram, so both are left to the stack's reassembly.
+ */
+static __always_inline int ip4_is_fragment(const struct iphdr *iph)
+{
+	return (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET)) != 0;
+}
+
+/*
+ * ip4_valid reports whether an option-less IPv4 header (ihl 5, checked by
+ * the caller) is one the stack would accept for local delivery with a UDP
+ * datagram of udp_len bytes after it: version 4, a total length that covers
+ * the datagram and lies inside the frame, and a correct header checksum.
+ * The kernel path builds a fresh header, so it must not launder one the
+ * stack would have dropped.
+ */
+static __always_inline int ip4_valid(struct iphdr *iph, void *data_end,
+				     __u32 udp_len)
+{
+	if (iph->version != 4)
+		return 0;
+	__u32 tot_len = bounded16(bpf_ntohs(iph->tot_len));
+	if (tot_len < sizeof(*iph) + udp_len)
+		return 0;
+	if ((void *)iph + tot_len > data_end)
+		return 0;
+	return csum_fold(csum_words(iph, sizeof(*iph) / 2)) == 0xFFFF;
+}
+
+/*
+ * ipv6_is_ext reports whether an IPv6 next-header value is an extension
+ * header (RFC 8200 section 4 and the IANA list). The kernel path does not
+ * walk them; such packets go to the stack.
+ */
+static __always_inline int ipv6_is_ext(int nexthdr)
+{
+	switch (nexthdr) {
+	case 0:	  /* hop-by-hop options */
+	case 43:  /* routing */
+	case 44:  /* fragment */
+	case 50:  /* ESP */
+	case 51:  /* AH */
+	case 60:  /* destination options */
+	case 135: /* mobility */
+	case 139: /* HIP */
+	case 140: /* shim6 */
+	case 253: /* experimental */
+	case 254:
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * ip6_valid reports whether an IPv6 header is one the stack would accept
+ * with a UDP datagram of udp_len bytes after it: version 6, a payload length
+ * that is not 0 (jumbograms are not relayed), covers the datagram and lies
+ * inside the frame.
+ */
+static __always_inline int ip6_valid(struct ipv6hdr *ip6h, void *data_end,
+				     __u32 udp_len)
+{
+	if (ip6h->version != 6)
+		return 0;
+	__u32 plen = bounded16(bpf_ntohs(ip6h->payload_len));
+	if (plen < udp_len)
+		return 0;
+	if ((void *)(ip6h + 1) + plen > data_end)
+		return 0;
+	return 1;
 }
 
 /*

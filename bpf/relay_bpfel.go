@@ -13,17 +13,76 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type relayBindingKey struct {
+	_          structs.HostLayout
+	RemoteAddr [4]uint32
+	LocalAddr  [4]uint32
+	RemotePort uint16
+	LocalPort  uint16
+	Channel    uint16
+	Family     uint16
+}
+
+type relayBindingValue struct {
+	_          structs.HostLayout
+	Out        relayRewrite
+	Packets    uint64
+	Bytes      uint64
+	LastSeenNs uint64
+}
+
 type relayCounter struct {
 	_       structs.HostLayout
 	Packets uint64
 	Bytes   uint64
 }
 
+type relayReason uint32
+
+const (
+	relayReasonREASON_TX              relayReason = 0
+	relayReasonREASON_REDIRECT        relayReason = 1
+	relayReasonREASON_CHANNEL_LENGTH  relayReason = 2
+	relayReasonREASON_ABORTED         relayReason = 3
+	relayReasonREASON_MALFORMED       relayReason = 4
+	relayReasonREASON_NOT_IP          relayReason = 5
+	relayReasonREASON_NOT_UDP         relayReason = 6
+	relayReasonREASON_IPV6EXT         relayReason = 7
+	relayReasonREASON_FRAGMENT        relayReason = 8
+	relayReasonREASON_OTHER_PORT      relayReason = 9
+	relayReasonREASON_CONTROL         relayReason = 10
+	relayReasonREASON_VLAN            relayReason = 11
+	relayReasonREASON_IP_OPTIONS      relayReason = 12
+	relayReasonREASON_CHANNEL_PADDING relayReason = 13
+	relayReasonREASON_NO_BINDING      relayReason = 14
+	relayReasonREASON_FWD_DISABLED    relayReason = 15
+	relayReasonREASON_UNROUTABLE      relayReason = 16
+	relayReasonREASON_MTU             relayReason = 17
+	relayReasonREASON_NO_NEIGH        relayReason = 18
+	relayReasonREASON_CSUM_ZERO       relayReason = 19
+	relayReasonREASON_NO_TX_PORT      relayReason = 20
+	relayReasonREASON_NO_HEADROOM     relayReason = 21
+	relayReasonREASON_MAX             relayReason = 22
+)
+
+type relayRewrite struct {
+	_       structs.HostLayout
+	SrcAddr [4]uint32
+	DstAddr [4]uint32
+	SrcPort uint16
+	DstPort uint16
+	Channel uint16
+	Family  uint16
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	relayMapBindings     = "bindings"
 	relayMapCounters     = "counters"
+	relayMapReasons      = "reasons"
+	relayMapTxPorts      = "tx_ports"
 	relayProgRelayXdp    = "relay_xdp"
 	relayVarAllocPortMax = "alloc_port_max"
 	relayVarAllocPortMin = "alloc_port_min"
@@ -79,7 +138,10 @@ type relayProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type relayMapSpecs struct {
+	Bindings *ebpf.MapSpec `ebpf:"bindings"`
 	Counters *ebpf.MapSpec `ebpf:"counters"`
+	Reasons  *ebpf.MapSpec `ebpf:"reasons"`
+	TxPorts  *ebpf.MapSpec `ebpf:"tx_ports"`
 }
 
 // relayVariableSpecs contains global variables before they are loaded into the kernel.
@@ -111,12 +173,18 @@ func (o *relayObjects) Close() error {
 //
 // It can be passed to loadRelayObjects or ebpf.CollectionSpec.LoadAndAssign.
 type relayMaps struct {
+	Bindings *ebpf.Map `ebpf:"bindings"`
 	Counters *ebpf.Map `ebpf:"counters"`
+	Reasons  *ebpf.Map `ebpf:"reasons"`
+	TxPorts  *ebpf.Map `ebpf:"tx_ports"`
 }
 
 func (m *relayMaps) Close() error {
 	return _RelayClose(
+		m.Bindings,
 		m.Counters,
+		m.Reasons,
+		m.TxPorts,
 	)
 }
 

@@ -4,9 +4,12 @@
 // NICs and reads its counters.
 //
 // The program itself is C (xdp.c and the headers next to it), compiled by
-// bpf2go into relay_bpfel.o and embedded in the binary. Today it classifies
-// the UDP packets addressed to the relay and counts them; every packet still
-// goes on to the stack, where the user-space relay handles it.
+// bpf2go into relay_bpfel.o and embedded in the binary. It classifies the
+// UDP packets addressed to the relay and counts them, and relays the
+// ChannelData of the channel bindings the relay installs (AddBinding) in
+// both directions, any address families; everything else goes on to the
+// stack, where the user-space relay handles it. reference_test.go holds a
+// Go model of the program that the tests compare it with packet by packet.
 package bpf
 
 import (
@@ -34,7 +37,20 @@ type Config struct {
 	// PinDir is the directory on a bpffs where maps are pinned by name, and
 	// reused from when they are already there. "" disables pinning.
 	PinDir string
+	// MaxBindings is how many channel bindings the kernel path holds (two
+	// map entries each, preallocated: about 300 bytes per binding); 0
+	// means DefaultMaxBindings. Bindings beyond it take the user-space
+	// path. Pinned maps keep the size they were created with: changing it
+	// takes a reboot or removing PinDir.
+	MaxBindings int
 }
+
+// DefaultMaxBindings is the binding capacity when Config.MaxBindings is 0:
+// 64Ki bindings, about 20 MB of kernel memory.
+const DefaultMaxBindings = 1 << 16
+
+// maxMaxBindings bounds Config.MaxBindings: 4Mi bindings take over 1 GB.
+const maxMaxBindings = 1 << 22
 
 func (c Config) validate() error {
 	switch {
@@ -46,6 +62,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("xdp config: allocation port range %d-%d is empty; the first port must not exceed the last", c.PortMin, c.PortMax)
 	case c.PortMin <= c.ListenPort && c.ListenPort <= c.PortMax:
 		return fmt.Errorf("xdp config: listen port %d lies inside the allocation port range %d-%d; move one of them", c.ListenPort, c.PortMin, c.PortMax)
+	case c.MaxBindings < 0 || c.MaxBindings > maxMaxBindings:
+		return fmt.Errorf("xdp config: max bindings %d is outside 0-%d; 0 means the default %d", c.MaxBindings, maxMaxBindings, DefaultMaxBindings)
 	}
 	return nil
 }
@@ -54,6 +72,7 @@ func (c Config) validate() error {
 // Program can be attached to several interfaces.
 type Program struct {
 	objs relayObjects
+	maps *Maps
 }
 
 // verifierLogTail is how many lines of a verifier refusal an error carries.
@@ -88,6 +107,12 @@ func Load(cfg Config) (*Program, error) {
 		}
 	}
 
+	maxBindings := cfg.MaxBindings
+	if maxBindings == 0 {
+		maxBindings = DefaultMaxBindings
+	}
+	spec.Maps["bindings"].MaxEntries = uint32(2 * maxBindings)
+
 	var opts ebpf.CollectionOptions
 	if cfg.PinDir != "" {
 		if err := prepPinDir(cfg.PinDir); err != nil {
@@ -105,7 +130,7 @@ func Load(cfg Config) (*Program, error) {
 	var p Program
 	if err := spec.LoadAndAssign(&p.objs, &opts); err != nil {
 		if errors.Is(err, ebpf.ErrMapIncompatible) {
-			return nil, fmt.Errorf("load xdp program: maps pinned in %s come from another version of relaybox; remove that directory (or reboot) and load again: %w", cfg.PinDir, err)
+			return nil, fmt.Errorf("load xdp program: maps pinned in %s come from another version of relaybox or another max bindings; remove that directory (or reboot) and load again: %w", cfg.PinDir, err)
 		}
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -115,6 +140,7 @@ func Load(cfg Config) (*Program, error) {
 		}
 		return nil, fmt.Errorf("load xdp program: %w", err)
 	}
+	p.maps = &Maps{bindings: p.objs.Bindings, counters: p.objs.Counters, reasons: p.objs.Reasons}
 	return &p, nil
 }
 
@@ -143,3 +169,22 @@ func (p *Program) Close() error {
 	}
 	return nil
 }
+
+// AddBinding installs both directions of b; see Maps.AddBinding.
+func (p *Program) AddBinding(b Binding) error { return p.maps.AddBinding(b) }
+
+// RemoveBinding removes both directions of b; see Maps.RemoveBinding.
+func (p *Program) RemoveBinding(b Binding) error { return p.maps.RemoveBinding(b) }
+
+// Bindings lists the installed bindings with their traffic; see
+// Maps.Bindings.
+func (p *Program) Bindings() ([]BindingStats, error) { return p.maps.Bindings() }
+
+// Counters returns every class's counter; see Maps.Counters.
+func (p *Program) Counters() (map[Class]Counter, error) { return p.maps.Counters() }
+
+// Reasons returns every reason's counter; see Maps.Reasons.
+func (p *Program) Reasons() (map[Reason]Counter, error) { return p.maps.Reasons() }
+
+// MaxBindings is how many bindings the program's map holds.
+func (p *Program) MaxBindings() int { return p.maps.MaxBindings() }

@@ -50,13 +50,12 @@ func readCounters(t testing.TB, p *Program) map[Class]Counter {
 	return c
 }
 
-// delta returns after - before for the classes that moved.
-func delta(before, after map[Class]Counter) map[Class]Counter {
-	d := map[Class]Counter{}
-	for c, a := range after {
-		b := before[c]
-		if a != b {
-			d[c] = Counter{Packets: a.Packets - b.Packets, Bytes: a.Bytes - b.Bytes}
+// delta returns after - before for the classes or reasons that moved.
+func delta[K comparable](before, after map[K]Counter) map[K]Counter {
+	d := map[K]Counter{}
+	for k, a := range after {
+		if b := before[k]; a != b {
+			d[k] = Counter{Packets: a.Packets - b.Packets, Bytes: a.Bytes - b.Bytes}
 		}
 	}
 	return d
