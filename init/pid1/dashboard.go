@@ -46,6 +46,17 @@ func (b *box) statusLines() []string {
 			c := counters[class]
 			add("xdp %-12s packets %d bytes %d", class, c.Packets, c.Bytes)
 		}
+		// What the kernel path did with them: only reasons seen so far,
+		// or the screen would be mostly zeros.
+		reasons, err := b.xdp.Reasons()
+		if err != nil {
+			add("xdp reasons: %v", err)
+		}
+		for _, r := range slices.Sorted(maps.Keys(reasons)) {
+			if c := reasons[r]; c.Packets > 0 {
+				add("xdp %-7s %-20s packets %d bytes %d", r.Verdict(), r, c.Packets, c.Bytes)
+			}
+		}
 	}
 	switch {
 	case b.relay != nil:
