@@ -8,10 +8,20 @@ OUT     ?= out
 export GOAMD64 = v1
 export CGO_ENABLED = 0
 
-IMAGE   := $(OUT)/$(BOARD)/initrd.img
-SOURCES := $(shell find init relay netcfg bpf image board -name '*.go' -o -name '*.c' -o -name '*.h') go.mod go.sum
+# make image CONFIG=my.conf: the relaybox.conf of the disk image's RELAYBOX
+# partition (default: the documented example, image/relaybox.conf).
+# make image BAKED_CONFIG=my.conf: a relaybox.conf built into the initramfs,
+# under every other source (for PXE, the only file source).
+# make image APPEND='ip=...': kernel parameters the PXE scripts and the UEFI
+# image add to the board's. Changing these alone needs make -B image.
+CONFIG  ?=
+BAKED_CONFIG ?=
+APPEND  ?=
+# The manifest is written last: it stands for the whole build.
+IMAGE   := $(OUT)/$(BOARD)/manifest.txt
+SOURCES := $(shell find init relay netcfg bpf image board -name '*.go' -o -name '*.c' -o -name '*.h' -o -name '*.conf') go.mod go.sum
 
-.PHONY: all build deps generate test image qemu bench clean
+.PHONY: all build deps generate test image qemu qemu-usb bench clean
 
 all: build
 
@@ -30,15 +40,21 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 80m ./...
 
-# out/<board>/{vmlinuz,initrd.img,cmdline}; rebuilt when a source changes.
+# out/<board>/: vmlinuz, initrd.img, cmdline, pxe/ (PXE bundle),
+# relaybox.efi (unified kernel image), relaybox.img (USB/UEFI disk image),
+# manifest.txt; rebuilt when a source changes. BOARD=qemu or BOARD=x86-64.
 image: $(IMAGE)
 
-$(IMAGE): $(SOURCES) | deps
-	$(GO) run ./image/cmd/mkimage -board $(BOARD) -out $(OUT)/$(BOARD)
+$(IMAGE): $(SOURCES) $(CONFIG) $(BAKED_CONFIG) | deps
+	$(GO) run ./image/cmd/mkimage -board $(BOARD) -out $(OUT)/$(BOARD)$(if $(CONFIG), -config $(CONFIG))$(if $(BAKED_CONFIG), -baked-config $(BAKED_CONFIG))$(if $(APPEND), -append '$(APPEND)')
 
 # Boot it with the serial console on this terminal (Ctrl-A X quits).
 qemu: $(IMAGE)
 	$(GO) run ./image/cmd/runqemu -dir $(OUT)/$(BOARD)
+
+# The same, booting relaybox.img as a USB stick on UEFI firmware (OVMF).
+qemu-usb: $(IMAGE)
+	$(GO) run ./image/cmd/runqemu -dir $(OUT)/$(BOARD) -usb
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./bpf ./relay/...

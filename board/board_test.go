@@ -21,6 +21,18 @@ func TestBoardsAreComplete(t *testing.T) {
 		if !sha.MatchString(b.Kernel.SHA256) {
 			t.Errorf("%s: kernel sha256 %q is not 64 hex digits", name, b.Kernel.SHA256)
 		}
+		for _, fw := range b.Firmware {
+			if !strings.HasPrefix(fw.Name, "firmware-") || fw.Version == "" || !sha.MatchString(fw.SHA256) {
+				t.Errorf("%s: firmware %+v: want a firmware-* package, a version and a sha256", name, fw)
+			}
+		}
+		seen := map[string]bool{}
+		for _, m := range b.Modules {
+			if seen[m] {
+				t.Errorf("%s: module %s listed twice", name, m)
+			}
+			seen[m] = true
+		}
 		if len(b.Modules) == 0 {
 			t.Errorf("%s: no modules: a Debian kernel has its NIC drivers as modules", name)
 		}
@@ -44,5 +56,17 @@ func TestKernelNames(t *testing.T) {
 	}
 	if got, want := k.DebFile(), "linux-image-6.1.0-50-amd64_6.1.176-1_amd64.deb"; got != want {
 		t.Errorf("DebFile() = %q, want %q", got, want)
+	}
+	for _, tc := range []struct {
+		p    Package
+		want string
+	}{
+		{Package{Name: "firmware-bnx2x", Version: "20230210-5"}, "firmware-bnx2x_20230210-5_all.deb"},
+		{Package{Name: "systemd-boot-efi", Version: "252.39-1~deb12u2", Arch: "amd64"}, "systemd-boot-efi_252.39-1~deb12u2_amd64.deb"},
+		{Package{Name: "e2fsprogs", Version: "1:1.47.0-2", Arch: "amd64"}, "e2fsprogs_1%3a1.47.0-2_amd64.deb"},
+	} {
+		if got := tc.p.DebFile(); got != tc.want {
+			t.Errorf("%+v.DebFile() = %q, want %q", tc.p, got, tc.want)
+		}
 	}
 }

@@ -30,7 +30,14 @@ const (
 	// TCG on a shared 2-core machine: generous, the boot itself takes
 	// well under a minute.
 	bootTimeout = 4 * time.Minute
+	// testSoftware is the relay's SOFTWARE in the disk image's
+	// relaybox.conf: a STUN answer carrying it shows the config partition
+	// was read.
+	testSoftware = "relaybox-usb-test"
 )
+
+// testConfig is the relaybox.conf the tests' disk image carries.
+var testConfig = []byte("# relaybox.conf of the image tests\nsoftware = " + testSoftware + "\n")
 
 var (
 	buildOnce sync.Once
@@ -39,8 +46,9 @@ var (
 )
 
 // buildImage builds the qemu board once for every test in the package, from
-// the current source, keeping the downloaded kernel in the repository's
-// out/cache.
+// the current source, keeping the downloaded packages in the repository's
+// out/cache. The boot media get the static ip= the tests' namespaces use;
+// the disk image's config partition gets testConfig.
 func buildImage(t *testing.T) image.Artifacts {
 	t.Helper()
 	nstest.RequireRoot(t)
@@ -63,24 +71,32 @@ func buildInto(dir string) (image.Artifacts, error) {
 	if err != nil {
 		return image.Artifacts{}, err
 	}
-	return image.Build(image.Options{Board: b, OutDir: dir, CacheDir: filepath.Join("..", "out", "cache")})
+	return image.Build(image.Options{
+		Board:    b,
+		OutDir:   dir,
+		CacheDir: filepath.Join("..", "out", "cache"),
+		Config:   testConfig,
+		Append:   []string{ipParam},
+	})
 }
 
+// TestBuildIsReproducible builds a second time into another directory and
+// compares every output, the manifest included, byte for byte.
 func TestBuildIsReproducible(t *testing.T) {
 	first := buildImage(t)
-	dir := t.TempDir()
-	second, err := buildInto(dir)
+	second, err := buildInto(t.TempDir())
 	if err != nil {
 		t.Fatalf("second build: %v", err)
 	}
-	for _, f := range [][2]string{{first.Kernel, second.Kernel}, {first.Initrd, second.Initrd}, {first.Cmdline, second.Cmdline}} {
-		a, errA := os.ReadFile(f[0])
-		b, errB := os.ReadFile(f[1])
+	firstDir, secondDir := filepath.Dir(first.Manifest), filepath.Dir(second.Manifest)
+	for _, rel := range append(first.Outputs(), filepath.Base(first.Manifest)) {
+		a, errA := os.ReadFile(filepath.Join(firstDir, rel))
+		b, errB := os.ReadFile(filepath.Join(secondDir, rel))
 		if errA != nil || errB != nil {
 			t.Fatalf("read artifacts: %v, %v", errA, errB)
 		}
 		if !bytes.Equal(a, b) {
-			t.Errorf("%s differs between two builds from the same inputs (%d and %d bytes)", filepath.Base(f[0]), len(a), len(b))
+			t.Errorf("%s differs between two builds from the same inputs (%d and %d bytes)", rel, len(a), len(b))
 		}
 	}
 }
@@ -89,11 +105,6 @@ func TestBuildIsReproducible(t *testing.T) {
 // ready line, asks the relay for a STUN binding from the host side, reads
 // the XDP counters at the console and powers the guest off.
 func TestApplianceBoots(t *testing.T) {
-	art := buildImage(t)
-	cmdline, err := os.ReadFile(art.Cmdline)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
 		nic      string
 		wantXDP  string
@@ -110,35 +121,17 @@ func TestApplianceBoots(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.nic, func(t *testing.T) {
-			ns := nstest.New(t)
-			ns.MustRun(t, "ip", "tuntap", "add", "dev", "tap0", "mode", "tap")
-			ns.MustRun(t, "ip", "addr", "add", hostAddr+"/24", "dev", "tap0")
-			ns.MustRun(t, "ip", "link", "set", "tap0", "up")
-
-			vm := startVM(t, ns, qemu.Options{
-				Kernel:  art.Kernel,
-				Initrd:  art.Initrd,
-				// Lines rather than the dashboard: the test reads the console.
-				Cmdline: strings.TrimSpace(string(cmdline)) + " " + ipParam + " relaybox.dashboard=off",
-				NIC:     tc.nic,
-				Tap:     "tap0",
-			})
+			ns := tapNamespace(t)
+			// Lines rather than the dashboard: the test reads the console.
+			vm := boot(t, ns, tc.nic, "relaybox.dashboard=off")
 			ready := vm.waitFor(t, "relaybox: ready", bootTimeout)
 			if !strings.Contains(ready, tc.wantXDP) || !strings.Contains(ready, "listen=0.0.0.0:3478") {
 				t.Errorf("ready line %q: want listen=0.0.0.0:3478 and %s", ready, tc.wantXDP)
 			}
 
-			var mapped *net.UDPAddr
-			var local *net.UDPAddr
-			if err := ns.Do(func() error {
-				var err error
-				local, mapped, err = stunBinding(guestAddr + ":3478")
-				return err
-			}); err != nil {
-				t.Fatalf("STUN binding to the guest: %v", err)
-			}
-			if !mapped.IP.Equal(local.IP) || mapped.Port != local.Port {
-				t.Errorf("XOR-MAPPED-ADDRESS = %v, want the client's own %v", mapped, local)
+			b := bindingFrom(t, ns)
+			if !b.Mapped.IP.Equal(b.Local.IP) || b.Mapped.Port != b.Local.Port {
+				t.Errorf("XOR-MAPPED-ADDRESS = %v, want the client's own %v", b.Mapped, b.Local)
 			}
 
 			// The guest's XDP program saw the request: its STUN counter moved.
@@ -161,24 +154,30 @@ func TestApplianceBoots(t *testing.T) {
 	}
 }
 
-// stunBinding sends a Binding request from a fresh socket and returns the
-// socket's address and the XOR-MAPPED-ADDRESS of the answer, retrying while
-// the guest's ARP and the relay settle.
-func stunBinding(server string) (local, mapped *net.UDPAddr, err error) {
+// binding is what a STUN Binding exchange with the guest's relay told.
+type binding struct {
+	Local, Mapped *net.UDPAddr // the client socket, and the relay's view of it
+	Software      string
+}
+
+// stunBinding sends a Binding request from a fresh socket on the host side
+// of the tap and decodes the answer, retrying while the guest's ARP and the
+// relay settle. Call it inside the test's namespace.
+func stunBinding(server string) (binding, error) {
 	raddr, err := net.ResolveUDPAddr("udp4", server)
 	if err != nil {
-		return nil, nil, err
+		return binding{}, err
 	}
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(hostAddr)})
 	if err != nil {
-		return nil, nil, err
+		return binding{}, err
 	}
 	defer conn.Close()
 	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
 	buf := make([]byte, 1500)
 	for try := 0; try < 10; try++ {
 		if _, err := conn.WriteToUDP(req.Raw, raddr); err != nil {
-			return nil, nil, err
+			return binding{}, err
 		}
 		conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 		n, _, err := conn.ReadFromUDP(buf)
@@ -187,18 +186,34 @@ func stunBinding(server string) (local, mapped *net.UDPAddr, err error) {
 		}
 		res := new(stun.Message)
 		if err := stun.Decode(buf[:n], res); err != nil {
-			return nil, nil, err
+			return binding{}, err
 		}
 		if res.TransactionID != req.TransactionID || res.Type != stun.BindingSuccess {
-			return nil, nil, fmt.Errorf("answer %v, want a Binding success for our transaction", res)
+			return binding{}, fmt.Errorf("answer %v, want a Binding success for our transaction", res)
 		}
 		var xor stun.XORMappedAddress
 		if err := xor.GetFrom(res); err != nil {
-			return nil, nil, err
+			return binding{}, err
 		}
-		return conn.LocalAddr().(*net.UDPAddr), &net.UDPAddr{IP: xor.IP, Port: xor.Port}, nil
+		var sw stun.Software
+		sw.GetFrom(res) // absent is ""
+		return binding{conn.LocalAddr().(*net.UDPAddr), &net.UDPAddr{IP: xor.IP, Port: xor.Port}, sw.String()}, nil
 	}
-	return nil, nil, fmt.Errorf("no answer from %s after 10 tries", server)
+	return binding{}, fmt.Errorf("no answer from %s after 10 tries", server)
+}
+
+// bindingFrom asks the guest's relay for a STUN binding from inside ns.
+func bindingFrom(t *testing.T, ns *nstest.NS) binding {
+	t.Helper()
+	var b binding
+	if err := ns.Do(func() error {
+		var err error
+		b, err = stunBinding(guestAddr + ":3478")
+		return err
+	}); err != nil {
+		t.Fatalf("STUN binding to the guest: %v", err)
+	}
+	return b
 }
 
 // vm is a QEMU guest whose serial console the test reads and types on.

@@ -34,10 +34,17 @@ var Commands = []string{
 // relative to /lib/modules/<release>, dependencies first.
 const ModulesList = "etc/relaybox/modules"
 
+// FirmwareDir is where the kernel looks for firmware files.
+const FirmwareDir = "lib/firmware"
+
+// BakedConfig is where init reads the config file built into the image.
+const BakedConfig = "etc/relaybox/relaybox.conf"
+
 // baseArchive holds what is not a Go program: the directories PID 1 mounts
 // onto, the console node the kernel opens for /init before devtmpfs exists,
-// and the board's kernel modules.
-func baseArchive(tree kernelTree, modules []string) (*cpio.Archive, error) {
+// the board's kernel modules and the firmware they load, and the baked-in
+// config file when there is one.
+func baseArchive(tree kernelTree, modules []string, firmware []firmwareFile, config []byte) (*cpio.Archive, error) {
 	recs := []cpio.Record{
 		cpio.Directory("bin", 0o755),
 		cpio.Directory("dev", 0o755),
@@ -73,6 +80,18 @@ func baseArchive(tree kernelTree, modules []string) (*cpio.Archive, error) {
 		recs = append(recs, cpio.StaticFile(dst, string(b), 0o644))
 	}
 	recs = append(recs, cpio.StaticFile(ModulesList, strings.Join(modules, "\n")+"\n", 0o644))
+	for _, fw := range firmware {
+		b, err := os.ReadFile(fw.Src)
+		if err != nil {
+			return nil, fmt.Errorf("read firmware: %w", err)
+		}
+		dst := filepath.Join(FirmwareDir, fw.Name)
+		mkdirs(filepath.Dir(dst))
+		recs = append(recs, cpio.StaticFile(dst, string(b), 0o644))
+	}
+	if config != nil {
+		recs = append(recs, cpio.StaticFile(BakedConfig, string(config), 0o644))
+	}
 	return cpio.ArchiveFromRecords(recs)
 }
 

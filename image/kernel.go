@@ -2,10 +2,8 @@ package image
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,20 +34,9 @@ func fetchKernel(kern board.Kernel, cacheDir string, logf func(string, ...any)) 
 	if _, err := os.Stat(filepath.Join(tree.modulesDir(), "modules.dep")); err == nil {
 		return tree, nil
 	}
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+	deb, err := fetchDeb(kern.Deb(), "kernel", cacheDir, logf)
+	if err != nil {
 		return tree, err
-	}
-	deb := filepath.Join(cacheDir, kern.DebFile())
-	if err := verifySHA256(deb, kern.SHA256); err != nil {
-		logf("downloading %s=%s with apt-get", kern.Package, kern.Version)
-		if err := run(cacheDir, "apt-get", "download", "-q", kern.Package+"="+kern.Version); err != nil {
-			return tree, fmt.Errorf("download kernel %s=%s: %w\n"+
-				"run `apt-get update` first; if Debian's archive no longer has this version, "+
-				"pin a current one in board/ (apt-cache madison %s)", kern.Package, kern.Version, err, kern.Package)
-		}
-		if err := verifySHA256(deb, kern.SHA256); err != nil {
-			return tree, fmt.Errorf("kernel package %s: %w: refusing to build from it", deb, err)
-		}
 	}
 	logf("unpacking %s", filepath.Base(deb))
 	tmp := tree.Root + ".tmp"
@@ -64,17 +51,59 @@ func fetchKernel(kern board.Kernel, cacheDir string, logf func(string, ...any)) 
 	return tree, os.Rename(tmp, tree.Root)
 }
 
+// fetchDeb returns the path of the package's .deb in cacheDir, downloading
+// it with apt-get when it is not there yet, and refuses a file whose
+// checksum is not the pinned one. what says what the package is for, in
+// messages: "kernel", "firmware", "UEFI stub".
+func fetchDeb(p board.Package, what, cacheDir string, logf func(string, ...any)) (string, error) {
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return "", err
+	}
+	deb := filepath.Join(cacheDir, p.DebFile())
+	if verifySHA256(deb, p.SHA256) == nil {
+		return deb, nil
+	}
+	logf("downloading %s %s=%s with apt-get", what, p.Name, p.Version)
+	if err := run(cacheDir, "apt-get", "download", "-q", p.Name+"="+p.Version); err != nil {
+		hint, pin := "", "board/"
+		if strings.HasPrefix(p.Name, "firmware-") {
+			hint = "; firmware is in Debian's non-free-firmware component, which make deps adds to apt's sources"
+		}
+		if p.Name == Stub.Name {
+			pin = "image/uki.go"
+		}
+		return "", fmt.Errorf("download %s package %s=%s: %w\n"+
+			"run `apt-get update` first%s; if Debian's archive no longer has this version, "+
+			"pin a current one in %s (apt-cache madison %s) with its sha256", what, p.Name, p.Version, err, hint, pin, p.Name)
+	}
+	if err := verifySHA256(deb, p.SHA256); err != nil {
+		return "", fmt.Errorf("%s package %s: %w: refusing to build from it", what, deb, err)
+	}
+	return deb, nil
+}
+
+// unpackDeb unpacks a .deb into cacheDir/<name>_<version> once and returns
+// that directory.
+func unpackDeb(p board.Package, deb, cacheDir string, logf func(string, ...any)) (string, error) {
+	dir := filepath.Join(cacheDir, p.Name+"_"+p.Version)
+	if _, err := os.Stat(dir); err == nil {
+		return dir, nil
+	}
+	logf("unpacking %s", filepath.Base(deb))
+	tmp := dir + ".tmp"
+	os.RemoveAll(tmp)
+	if err := run("", "dpkg-deb", "-x", deb, tmp); err != nil {
+		return "", fmt.Errorf("unpack %s: %w", deb, err)
+	}
+	return dir, os.Rename(tmp, dir)
+}
+
 func verifySHA256(path, want string) error {
-	f, err := os.Open(path)
+	got, err := fileSHA256(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return err
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+	if got != want {
 		return fmt.Errorf("sha256 %s, want %s", got, want)
 	}
 	return nil
@@ -82,15 +111,42 @@ func verifySHA256(path, want string) error {
 
 // moduleLoadOrder returns the modules' files (relative to the modules
 // directory) in an order that loads every dependency before its user, as
-// modprobe would, from the kernel's modules.dep.
+// modprobe would, from the kernel's modules.dep, and with the soft
+// dependencies of modules.softdep: libcrc32c, for one, needs a crc32c
+// implementation loaded first ("pre: crc32c"), which it asks the crypto
+// API for rather than linking to, and without it fails with ENOENT.
 func moduleLoadOrder(modulesDir string, names []string) ([]string, error) {
 	deps, err := readModulesDep(filepath.Join(modulesDir, "modules.dep"))
+	if err != nil {
+		return nil, err
+	}
+	soft, err := readModulesSoftdep(filepath.Join(modulesDir, "modules.softdep"))
+	if err != nil {
+		return nil, err
+	}
+	aliases, err := readModulesAlias(filepath.Join(modulesDir, "modules.alias"))
 	if err != nil {
 		return nil, err
 	}
 	byName := map[string]string{}
 	for file := range deps {
 		byName[moduleName(file)] = file
+	}
+	// resolve finds the files a soft dependency names: a module, or an
+	// alias of one or more (crc32c: crc32c_intel and crc32c_generic, as
+	// modprobe loads them all). None is fine: built in, or not built.
+	resolve := func(name string) []string {
+		name = strings.ReplaceAll(name, "-", "_")
+		if file, ok := byName[name]; ok {
+			return []string{file}
+		}
+		var files []string
+		for _, m := range aliases[name] {
+			if file, ok := byName[m]; ok {
+				files = append(files, file)
+			}
+		}
+		return files
 	}
 	var order []string
 	seen := map[string]bool{}
@@ -100,12 +156,23 @@ func moduleLoadOrder(modulesDir string, names []string) ([]string, error) {
 			return
 		}
 		seen[file] = true
+		sd := soft[moduleName(file)]
+		for _, p := range sd.pre {
+			for _, f := range resolve(p) {
+				visit(f)
+			}
+		}
 		// modules.dep lists a module's dependencies with the deepest
 		// last; loading recursively, each before its user, is order-proof.
 		for _, d := range deps[file] {
 			visit(d)
 		}
 		order = append(order, file)
+		for _, p := range sd.post {
+			for _, f := range resolve(p) {
+				visit(f)
+			}
+		}
 	}
 	for _, n := range names {
 		file, ok := byName[strings.ReplaceAll(n, "-", "_")]
@@ -115,6 +182,70 @@ func moduleLoadOrder(modulesDir string, names []string) ([]string, error) {
 		visit(file)
 	}
 	return order, nil
+}
+
+// softdeps are a module's soft dependencies, loaded before (pre) and after
+// (post) it.
+type softdeps struct{ pre, post []string }
+
+// readModulesSoftdep reads depmod's modules.softdep ("softdep <module>
+// pre: <name>... post: <name>..."); a missing file is no soft dependencies.
+func readModulesSoftdep(path string) (map[string]softdeps, error) {
+	soft := map[string]softdeps{}
+	err := eachLine(path, func(fields []string) {
+		if len(fields) < 3 || fields[0] != "softdep" {
+			return
+		}
+		mod := strings.ReplaceAll(fields[1], "-", "_")
+		sd := soft[mod]
+		list := &sd.pre // a name before any pre: or post: is a pre, as modprobe takes it
+		for _, f := range fields[2:] {
+			switch f {
+			case "pre:":
+				list = &sd.pre
+			case "post:":
+				list = &sd.post
+			default:
+				*list = append(*list, f)
+			}
+		}
+		soft[mod] = sd
+	})
+	return soft, err
+}
+
+// readModulesAlias reads depmod's modules.alias ("alias <alias>
+// <module>") into alias → modules, in the file's order; a missing file is
+// no aliases.
+func readModulesAlias(path string) (map[string][]string, error) {
+	aliases := map[string][]string{}
+	err := eachLine(path, func(fields []string) {
+		if len(fields) == 3 && fields[0] == "alias" {
+			a := strings.ReplaceAll(fields[1], "-", "_")
+			aliases[a] = append(aliases[a], strings.ReplaceAll(fields[2], "-", "_"))
+		}
+	})
+	return aliases, err
+}
+
+// eachLine calls fn with the fields of each line of path that is not a
+// comment; a missing file has no lines.
+func eachLine(path string, fn func(fields []string)) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if line := sc.Text(); !strings.HasPrefix(line, "#") {
+			fn(strings.Fields(line))
+		}
+	}
+	return sc.Err()
 }
 
 // moduleName turns kernel/drivers/net/virtio_net.ko into virtio_net.

@@ -21,12 +21,25 @@ kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
 kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
 kernel/drivers/net/ethernet/intel/e1000/e1000.ko:
 kernel/drivers/net/foo-bar.ko:
+kernel/arch/x86/crypto/crc32c-intel.ko:
+kernel/crypto/crc32c_generic.ko:
+kernel/lib/libcrc32c.ko:
+kernel/drivers/net/ethernet/broadcom/bnx2x/bnx2x.ko: kernel/drivers/net/mdio.ko kernel/lib/libcrc32c.ko
+kernel/drivers/net/mdio.ko:
 `
+
+// Soft dependencies and the aliases they name, as depmod writes them.
+const (
+	modulesSoftdep = "# Soft dependencies extracted from modules themselves.\nsoftdep libcrc32c pre: crc32c\nsoftdep foo_bar pre: nothing-here post: e1000\n"
+	modulesAlias   = "# Aliases extracted from modules themselves.\nalias crc32c crc32c_intel\nalias crypto-crc32c crc32c_intel\nalias crc32c crc32c_generic\n"
+)
 
 func TestModuleLoadOrder(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "modules.dep"), []byte(modulesDep), 0o644); err != nil {
-		t.Fatal(err)
+	for name, content := range map[string]string{"modules.dep": modulesDep, "modules.softdep": modulesSoftdep, "modules.alias": modulesAlias} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, tc := range []struct {
 		names []string
@@ -44,7 +57,8 @@ func TestModuleLoadOrder(t *testing.T) {
 			"kernel/drivers/net/virtio_net.ko",
 		}},
 		// A dependency named twice is loaded once; dashes and underscores
-		// name the same module, as for modprobe.
+		// name the same module, as for modprobe. A soft dependency that
+		// names nothing in the kernel is skipped; a post one follows.
 		{[]string{"virtio_net", "virtio", "foo_bar"}, []string{
 			"kernel/net/core/failover.ko",
 			"kernel/drivers/net/net_failover.ko",
@@ -52,6 +66,16 @@ func TestModuleLoadOrder(t *testing.T) {
 			"kernel/drivers/virtio/virtio.ko",
 			"kernel/drivers/net/virtio_net.ko",
 			"kernel/drivers/net/foo-bar.ko",
+			"kernel/drivers/net/ethernet/intel/e1000/e1000.ko",
+		}},
+		// A soft dependency through an alias loads every module it
+		// names, before the module and its own dependencies.
+		{[]string{"bnx2x"}, []string{
+			"kernel/drivers/net/mdio.ko",
+			"kernel/arch/x86/crypto/crc32c-intel.ko",
+			"kernel/crypto/crc32c_generic.ko",
+			"kernel/lib/libcrc32c.ko",
+			"kernel/drivers/net/ethernet/broadcom/bnx2x/bnx2x.ko",
 		}},
 	} {
 		got, err := moduleLoadOrder(dir, tc.names)

@@ -13,11 +13,37 @@ const (
 	E1000     = "e1000"          // generic XDP only
 )
 
+// Buses a Disk can be attached to.
+const (
+	USBStick = "usb"    // a removable USB mass-storage stick on an xHCI controller
+	Virtio   = "virtio" // a virtio-blk disk
+)
+
+// OVMF's firmware and the variable store template it starts from, as
+// Debian's ovmf package installs them.
+const (
+	OVMFCode = "/usr/share/OVMF/OVMF_CODE.fd"
+	OVMFVars = "/usr/share/OVMF/OVMF_VARS.fd"
+)
+
 // Options describe one guest.
 type Options struct {
+	// Kernel and Initrd boot the kernel directly (-kernel) with Cmdline,
+	// the whole kernel command line. Without a Kernel the guest boots
+	// through its firmware: from Disk, or from the network (NetBoot).
 	Kernel, Initrd string
-	// Cmdline is the whole kernel command line.
-	Cmdline string
+	Cmdline        string
+	// NetBoot boots from the NIC (-boot n): its option ROM is iPXE.
+	NetBoot bool
+	// Disk is a raw disk image on DiskBus (USBStick unless Virtio). The
+	// guest's writes go to a temporary overlay: the image is unchanged.
+	Disk, DiskBus string
+	// UEFIVars, when set, boots OVMF (OVMFCode) instead of SeaBIOS with
+	// this writable variable store: a copy of OVMFVars per guest.
+	UEFIVars string
+	// Watchdog adds QEMU's i6300esb watchdog; when it fires, QEMU
+	// resets the guest, which -no-reboot turns into QEMU exiting.
+	Watchdog bool
 	// NIC is the guest's network card model (VirtioNet, E1000); Tap is
 	// the host tap device it is wired to, in QEMU's network namespace.
 	NIC, Tap string
@@ -41,13 +67,35 @@ func (o Options) Args() []string {
 	args := []string{
 		"-accel", "tcg",
 		"-m", fmt.Sprint(mem),
-		"-kernel", o.Kernel,
-		"-initrd", o.Initrd,
-		"-append", o.Cmdline,
 		// Power off and panics end QEMU instead of rebooting the guest.
 		"-no-reboot",
 		"-nodefaults",
 		"-display", "none",
+	}
+	if o.Kernel != "" {
+		args = append(args, "-kernel", o.Kernel, "-initrd", o.Initrd, "-append", o.Cmdline)
+	}
+	if o.UEFIVars != "" {
+		args = append(args,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OVMFCode,
+			"-drive", "if=pflash,format=raw,unit=1,file="+o.UEFIVars)
+	}
+	if o.NetBoot {
+		args = append(args, "-boot", "n")
+	}
+	if o.Disk != "" {
+		drive := "if=none,id=disk0,format=raw,snapshot=on,file=" + o.Disk
+		switch o.DiskBus {
+		case Virtio:
+			args = append(args, "-drive", drive, "-device", "virtio-blk-pci,drive=disk0,bootindex=0")
+		default:
+			args = append(args, "-drive", drive,
+				"-device", "qemu-xhci,id=xhci",
+				"-device", "usb-storage,bus=xhci.0,drive=disk0,removable=on,bootindex=0")
+		}
+	}
+	if o.Watchdog {
+		args = append(args, "-device", "i6300esb")
 	}
 	if o.Interactive {
 		args = append(args, "-serial", "mon:stdio")

@@ -20,6 +20,17 @@ func TestArgs(t *testing.T) {
 		{"no network, interactive", Options{Kernel: "k", Initrd: "i", MemoryMB: 256, Interactive: true},
 			[]string{"-nic none", "-m 256", "-serial mon:stdio"},
 			[]string{"-netdev", "-monitor none"}},
+		{"PXE", Options{NetBoot: true, NIC: VirtioNet, Tap: "tap0"},
+			[]string{"-boot n", "-device virtio-net-pci,netdev=n0"},
+			[]string{"-kernel", "-initrd", "-append", "pflash"}},
+		{"UEFI from a USB stick, watchdog", Options{UEFIVars: "/tmp/vars.fd", Disk: "relaybox.img", Watchdog: true},
+			[]string{"if=pflash,format=raw,unit=0,readonly=on,file=" + OVMFCode, "if=pflash,format=raw,unit=1,file=/tmp/vars.fd",
+				"-drive if=none,id=disk0,format=raw,snapshot=on,file=relaybox.img", "-device qemu-xhci,id=xhci",
+				"-device usb-storage,bus=xhci.0,drive=disk0,removable=on,bootindex=0", "-device i6300esb"},
+			[]string{"-kernel", "-boot n", "virtio-blk"}},
+		{"virtio disk", Options{Disk: "d.img", DiskBus: Virtio},
+			[]string{"-device virtio-blk-pci,drive=disk0,bootindex=0"},
+			[]string{"usb-storage", "pflash"}},
 	} {
 		got := strings.Join(tc.o.Args(), " ")
 		for _, w := range tc.want {

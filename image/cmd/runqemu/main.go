@@ -34,6 +34,8 @@ func run() error {
 	dir := flag.String("dir", "out/qemu", "directory holding vmlinuz, initrd.img and cmdline")
 	nic := flag.String("nic", qemu.VirtioNet, "guest NIC model: "+qemu.VirtioNet+" or "+qemu.E1000)
 	extra := flag.String("append", "", "more kernel parameters, e.g. relaybox.xdp=generic")
+	usb := flag.Bool("usb", false, "boot relaybox.img as a USB stick on UEFI firmware (OVMF) instead of the kernel directly; "+
+		"its command line is the one built in (mkimage -append), so -append does not apply")
 	flag.Parse()
 
 	art := image.ArtifactsIn(*dir)
@@ -61,6 +63,27 @@ func run() error {
 		NIC:         *nic,
 		Tap:         tapName,
 		Interactive: true,
+	}
+	if *usb {
+		// The firmware writes its boot entries: each run gets a fresh
+		// copy of the variable store.
+		vars, err := os.CreateTemp("", "relaybox-OVMF_VARS-*.fd")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(vars.Name())
+		b, err := os.ReadFile(qemu.OVMFVars)
+		if err != nil {
+			return fmt.Errorf("%w: install the ovmf package (make deps)", err)
+		}
+		if _, err := vars.Write(b); err != nil {
+			return err
+		}
+		vars.Close()
+		o = qemu.Options{UEFIVars: vars.Name(), Disk: art.Disk, DiskBus: qemu.USBStick,
+			NIC: *nic, Tap: tapName, MemoryMB: 1024, Interactive: true}
+		fmt.Fprintf(os.Stderr, "relaybox: %s boots with the command line built into it; give mkimage -append %s for the relay to be at %s\n",
+			art.Disk, ipParam, guestIP)
 	}
 	cmd := exec.Command("qemu-system-x86_64", o.Args()...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr

@@ -1,0 +1,140 @@
+package image_test
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/relaybox/relaybox/image/qemu"
+	"github.com/relaybox/relaybox/netcfg/nstest"
+)
+
+// tapNamespace makes a namespace holding tap0 (hostAddr/24), the host side
+// of a guest's NIC.
+func tapNamespace(t *testing.T) *nstest.NS {
+	t.Helper()
+	ns := nstest.New(t)
+	ns.MustRun(t, "ip", "tuntap", "add", "dev", "tap0", "mode", "tap")
+	ns.MustRun(t, "ip", "addr", "add", hostAddr+"/24", "dev", "tap0")
+	ns.MustRun(t, "ip", "link", "set", "tap0", "up")
+	return ns
+}
+
+// boot starts the qemu image with the given NIC model on ns's tap0, with
+// the board's command line, the guest's static address and extra
+// parameters.
+func boot(t *testing.T, ns *nstest.NS, nic string, extra ...string) *vm {
+	t.Helper()
+	art := buildImage(t)
+	cmdline, err := os.ReadFile(art.Cmdline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := append([]string{strings.TrimSpace(string(cmdline)), ipParam}, extra...)
+	return startVM(t, ns, qemu.Options{
+		Kernel:  art.Kernel,
+		Initrd:  art.Initrd,
+		Cmdline: strings.Join(params, " "),
+		NIC:     nic,
+		Tap:     "tap0",
+	})
+}
+
+// bootGuest boots the image with a virtio NIC in a namespace of its own.
+func bootGuest(t *testing.T, extra ...string) (*nstest.NS, *vm) {
+	t.Helper()
+	ns := tapNamespace(t)
+	return ns, boot(t, ns, qemu.VirtioNet, extra...)
+}
+
+// powerOff types poweroff and waits for QEMU to end cleanly.
+func (v *vm) powerOff(t *testing.T) {
+	t.Helper()
+	v.type_(t, "poweroff")
+	v.waitFor(t, "reboot: Power down", time.Minute)
+	if err := v.wait(time.Minute); err != nil {
+		t.Fatalf("QEMU after power off: %v", err)
+	}
+}
+
+// The dashboard comes up once the relay serves, redraws when a counter
+// moves, and gives way to the command prompt on Enter.
+func TestConsoleDashboard(t *testing.T) {
+	ns, vm := bootGuest(t)
+	vm.waitFor(t, "relaybox: ready", bootTimeout)
+	vm.waitFor(t, "press Enter for the command prompt", time.Minute)
+	bindingFrom(t, ns)
+	// Redrawn within dashboardEvery (5s) because the STUN counter moved.
+	vm.waitFor(t, "xdp stun         packets 1 ", time.Minute)
+
+	vm.type_(t, "")
+	vm.waitFor(t, "relaybox> type help for commands", time.Minute)
+	vm.type_(t, "help")
+	vm.waitFor(t, "dashboard", time.Minute)
+	vm.type_(t, "config")
+	vm.waitFor(t, "ip = "+guestAddr, time.Minute)
+	vm.type_(t, "log")
+	vm.waitFor(t, "init: xdp: attached to eth0 in native mode", time.Minute)
+	vm.powerOff(t)
+}
+
+// A bad key keeps the relay down, says which key and why on the console,
+// and leaves the box diagnosable and able to power off.
+func TestBadConfigKeepsConsole(t *testing.T) {
+	_, vm := bootGuest(t, "relaybox.xdp=fast", "relaybox.colour=blue")
+	vm.waitFor(t, `kernel command line: relaybox.xdp: unknown xdp mode "fast"`, bootTimeout)
+	vm.waitFor(t, "kernel command line: relaybox.colour: unknown key", time.Minute)
+	vm.waitFor(t, "not starting the relay", time.Minute)
+	vm.type_(t, "status")
+	vm.waitFor(t, "relay not started: the configuration has errors", time.Minute)
+	vm.powerOff(t)
+	if strings.Contains(vm.output(), "relaybox: ready") {
+		t.Error("the relay served despite a bad configuration")
+	}
+}
+
+// relaybox.config names a URL; the box retries until it answers and the
+// relay runs with what it holds.
+func TestConfigFromURL(t *testing.T) {
+	var calls atomic.Int32
+	serve := func(ns *nstest.NS) string {
+		var ln net.Listener
+		if err := ns.Do(func() error {
+			var err error
+			ln, err = net.Listen("tcp4", hostAddr+":0")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if calls.Add(1) == 1 {
+				http.Error(w, "warming up", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprint(w, "# served to the test guest\nsoftware = relaybox-from-url\n")
+		})}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		return fmt.Sprintf("http://%s/relaybox.conf", ln.Addr())
+	}
+
+	// The server listens in the namespace before the guest, whose command
+	// line carries its URL, boots.
+	ns := tapNamespace(t)
+	url := serve(ns)
+	vm := boot(t, ns, qemu.VirtioNet, "relaybox.dashboard=off", "relaybox.config="+url)
+	vm.waitFor(t, "503", bootTimeout)
+	vm.waitFor(t, "config: 1 settings from "+url, time.Minute)
+	vm.waitFor(t, "relaybox: ready", time.Minute)
+	// The relay got the URL's setting. (Its STUN answers are kept as small
+	// as the request, so SOFTWARE does not show there.)
+	vm.type_(t, "config")
+	vm.waitFor(t, "software = relaybox-from-url", time.Minute)
+	bindingFrom(t, ns)
+	vm.powerOff(t)
+}
