@@ -3,8 +3,11 @@ package relay
 import (
 	"bufio"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strings"
 )
 
@@ -84,10 +87,13 @@ func MergeSettings(layers ...[]Setting) []Setting {
 	return out
 }
 
-// SecretKeys are keys whose values are never printed.
+// SecretKeys are keys whose values are never printed: PID 1's console,
+// the relay's logs and its errors show "(secret)" instead. A user's value
+// holds a password; auth-secret-file is a path, not a secret.
 var SecretKeys = map[string]bool{
 	"auth-secret": true,
 	"user":        true,
+	"nonce-key":   true,
 }
 
 // Redacted is how a setting is shown: secrets as "(secret)".
@@ -96,4 +102,79 @@ func (s Setting) Redacted() string {
 		return s.Key + " = (secret)"
 	}
 	return s.Key + " = " + s.Value
+}
+
+// ApplySettings sets each setting on fs, in order. It is strict: an
+// unknown key or a bad value is an error naming the key and where it was
+// set, and every problem is reported at once.
+func ApplySettings(fs *flag.FlagSet, settings []Setting) error {
+	var errs []error
+	for _, s := range settings {
+		if fs.Lookup(s.Key) == nil {
+			errs = append(errs, fmt.Errorf("%s: unknown key %q; the keys are %s", s.Source, s.Key, strings.Join(flagNames(fs), ", ")))
+			continue
+		}
+		if err := fs.Set(s.Key, s.Value); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.Source, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func flagNames(fs *flag.FlagSet) []string {
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	slices.Sort(names)
+	return names
+}
+
+// ParseArgs reads the relay's configuration from its command line and the
+// config file that --config names: flags on the command line win over the
+// file key by key (a repeatable key given on the command line replaces the
+// file's values of it). The result is checked as a whole with Validate.
+// Flag syntax errors come back as the flag package words them; -h as
+// flag.ErrHelp.
+func ParseArgs(args []string) (Config, error) {
+	var c Config
+	// First pass: record the command line as settings, in order.
+	var cmdline []Setting
+	record := flag.NewFlagSet("relay", flag.ContinueOnError)
+	record.SetOutput(io.Discard)
+	NewFlagSet(&c).VisitAll(func(f *flag.Flag) {
+		record.Var(&keyFlag{get: func() string { return "" }, set: func(v string) error {
+			cmdline = append(cmdline, Setting{Key: f.Name, Value: v, Source: "command line"})
+			return nil
+		}}, f.Name, f.Usage)
+	})
+	if err := record.Parse(args); err != nil {
+		return c, err
+	}
+	if record.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q: relay takes only flags (relay -h lists them)", record.Arg(0))
+	}
+	var file []Setting
+	for _, s := range cmdline {
+		if s.Key != "config" {
+			continue
+		}
+		f, err := os.Open(s.Value)
+		if err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		file, err = ReadConfigFile(f, s.Value)
+		f.Close()
+		if err != nil {
+			return c, err
+		}
+		for _, fs := range file {
+			if fs.Key == "config" {
+				return c, fmt.Errorf("%s: config: a config file cannot name another; give --config on the command line", fs.Source)
+			}
+		}
+	}
+	fs := NewFlagSet(&c)
+	if err := ApplySettings(fs, MergeSettings(file, cmdline)); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
 }

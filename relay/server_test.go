@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -9,132 +10,104 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/pion/stun/v3"
 	"golang.org/x/sys/unix"
 )
 
-// startServe runs Serve on the given addresses in the background and returns
-// the bound addresses reported to ready and a function that stops Serve and
-// returns its error.
-func startServe(t *testing.T, listen ...string) (bound []netip.AddrPort, stop func() error) {
-	t.Helper()
-	cfg := Config{Software: "relaybox"}
-	for _, l := range listen {
-		cfg.Listen = append(cfg.Listen, netip.MustParseAddrPort(l))
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	readyc := make(chan []netip.AddrPort, 1)
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, cfg, nil, func(a []netip.AddrPort) { readyc <- a }) }()
-	select {
-	case bound = <-readyc:
-	case err := <-done:
-		cancel()
-		t.Fatalf("Serve(%v) = %v before ready", cfg.Listen, err)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatalf("Serve(%v) not ready after 10s", cfg.Listen)
-	}
-	stop = func() error {
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(10 * time.Second):
-			t.Fatalf("Serve(%v) still running 10s after its context was cancelled", cfg.Listen)
-			return nil
-		}
-	}
-	return bound, stop
+var (
+	lo4 = netip.MustParseAddr("127.0.0.1")
+	lo6 = netip.MustParseAddr("::1")
+)
+
+// loopbackRelay is a relay on 127.0.0.1 and ::1 with loopback peers
+// allowed: the quickest real-socket relay, for what needs no namespace.
+func loopbackRelay(t testing.TB, opts Options) *running {
+	cfg := testConfig(t, []netip.AddrPort{netip.AddrPortFrom(lo4, 0), netip.AddrPortFrom(lo6, 0)}, []netip.Addr{lo4, lo6}, "127.0.0.0/8", "::1/128")
+	return startServer(t, cfg, opts)
 }
 
-// exchange sends req from c to server and returns the response.
-func exchange(t *testing.T, c *net.UDPConn, server netip.AddrPort, req []byte) []byte {
+// bindingRequest sends a STUN Binding request from c to server and returns
+// the answer.
+func bindingRequest(t testing.TB, c *net.UDPConn, server netip.AddrPort) *stun.Message {
 	t.Helper()
-	if _, err := c.WriteToUDPAddrPort(req, server); err != nil {
+	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	if _, err := c.WriteToUDPAddrPort(req.Raw, server); err != nil {
 		t.Fatalf("send to %v: %v", server, err)
 	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 1500)
 	n, _, err := c.ReadFromUDPAddrPort(buf)
 	if err != nil {
 		t.Fatalf("receive from %v: %v", server, err)
 	}
-	return buf[:n]
+	res := new(stun.Message)
+	if err := stun.Decode(buf[:n], res); err != nil {
+		t.Fatalf("decode answer from %v: %v", server, err)
+	}
+	if res.Type != stun.BindingSuccess || res.TransactionID != req.TransactionID {
+		t.Fatalf("answer from %v = %v, want a Binding success for our transaction", server, res)
+	}
+	return res
 }
 
-// client opens a UDP socket on the loopback address of server's family.
-func client(t *testing.T, server netip.AddrPort) *net.UDPConn {
-	t.Helper()
-	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(server.Addr(), 0)))
-	if err != nil {
-		t.Fatalf("client socket for %v: %v", server, err)
+func TestServeBinding(t *testing.T) {
+	r := loopbackRelay(t, Options{})
+	if len(r.listen) != 2 || r.listen[0].Addr() != lo4 || r.listen[1].Addr() != lo6 || r.listen[0].Port() == 0 {
+		t.Fatalf("ready addresses %v, want 127.0.0.1 and ::1 with ports", r.listen)
 	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	return c
-}
-
-func TestServe(t *testing.T) {
-	bound, stop := startServe(t, "127.0.0.1:0", "[::1]:0")
-
-	if got, want := len(bound), 2; got != want {
-		t.Fatalf("ready(addrs) got %d addresses %v, want %d", got, bound, want)
-	}
-	for i, want := range []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")} {
-		if bound[i].Addr() != want || bound[i].Port() == 0 {
-			t.Errorf("ready(addrs)[%d] = %v, want %v with the port the kernel chose", i, bound[i], want)
+	for _, server := range r.listen {
+		c := udpConn(t, nil, netip.AddrPortFrom(server.Addr(), 0))
+		// Garbage first: had it been answered, that answer would arrive
+		// before the Binding response and fail the check.
+		c.WriteToUDPAddrPort([]byte("garbage"), server)
+		res := bindingRequest(t, c, server)
+		var x stun.XORMappedAddress
+		if err := x.GetFrom(res); err != nil {
+			t.Fatalf("XOR-MAPPED-ADDRESS: %v", err)
+		}
+		if self := c.LocalAddr().(*net.UDPAddr).AddrPort(); x.String() != self.String() {
+			t.Errorf("Binding to %v: XOR-MAPPED-ADDRESS %v, want %v", server, x.String(), self)
 		}
 	}
-
-	for _, server := range bound {
-		t.Run(server.String(), func(t *testing.T) {
-			c := client(t, server)
-			// Garbage first: had it been answered, that answer would
-			// arrive before the Binding response and fail the check.
-			if _, err := c.WriteToUDPAddrPort([]byte("garbage"), server); err != nil {
-				t.Fatalf("send to %v: %v", server, err)
-			}
-			resp := exchange(t, c, server, request(t, stun.BindingRequest, stun.Fingerprint))
-			got := parseAnswer(t, resp, tid)
-			self := c.LocalAddr().(*net.UDPAddr).AddrPort()
-			want := &answer{Type: "Binding success response", Mapped: self.String(), Software: "relaybox"}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("Binding request from %v to %v: answer mismatch (-want +got):\n%s", self, server, diff)
-			}
-		})
-	}
-
-	if err := stop(); err != nil {
-		t.Errorf("Serve after cancel = %v, want nil", err)
+	if err := r.stop(); err != nil {
+		t.Errorf("stop = %v, want nil", err)
 	}
 }
 
-// TestServeAllocs holds the whole per-packet path, receive to send, to zero
-// allocations. AllocsPerRun counts every goroutine's allocations, so the
-// server's loop is measured along with the (allocation-free) client.
-func TestServeAllocs(t *testing.T) {
-	if testing.CoverMode() != "" {
-		t.Skip("coverage instrumentation changes allocation counts")
-	}
-	bound, stop := startServe(t, "127.0.0.1:0")
-	defer stop()
-	server := bound[0]
-	c := client(t, server)
-	req := request(t, stun.BindingRequest, stun.Fingerprint)
-	buf := make([]byte, 1500)
-	roundTrip := func() {
-		if _, err := c.WriteToUDPAddrPort(req, server); err != nil {
-			t.Fatalf("send to %v: %v", server, err)
-		}
-		if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
-			t.Fatalf("receive from %v: %v", server, err)
+// TestWildcardListen serves 0.0.0.0 and [::]: IP_PKTINFO tells which
+// address a client wrote to, answers leave from it, and an allocation's
+// five-tuple has the real address.
+func TestWildcardListen(t *testing.T) {
+	cfg := testConfig(t, []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:0"), netip.MustParseAddrPort("[::]:0")}, []netip.Addr{lo4, lo6}, "127.0.0.0/8")
+	r := startServer(t, cfg, Options{})
+	for _, l := range r.listen {
+		if !l.Addr().IsUnspecified() || l.Port() == 0 {
+			t.Fatalf("ready addresses %v, want wildcards with ports", r.listen)
 		}
 	}
-	roundTrip() // warm up
-	if allocs := testing.AllocsPerRun(200, roundTrip); allocs != 0 {
-		t.Errorf("Binding round trip allocates %v times, want 0", allocs)
+	to4 := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), r.listen[0].Port())
+	for _, to := range []netip.AddrPort{to4, netip.AddrPortFrom(lo6, r.listen[1].Port())} {
+		c := udpConn(t, nil, netip.AddrPortFrom(to.Addr(), 0))
+		req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+		if _, err := c.WriteToUDPAddrPort(req.Raw, to); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 1500)
+		_, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("Binding to %v: %v", to, err)
+		}
+		if from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port()); from != to {
+			t.Errorf("Binding to %v answered from %v, want the address it was sent to", to, from)
+		}
 	}
+	tc := newTURNClient(t, udpConn(t, nil, netip.AddrPortFrom(lo4, 0)), to4, testUser, testPass)
+	st := r.Status(10)
+	if len(st.AllocationList) != 1 || st.AllocationList[0].Server != to4.String() {
+		t.Errorf("allocations %+v, want one whose server address is %v", st.AllocationList, to4)
+	}
+	_ = tc
 }
 
 func TestServeListenError(t *testing.T) {
@@ -146,23 +119,27 @@ func TestServeListenError(t *testing.T) {
 	addr := taken.LocalAddr().(*net.UDPAddr).AddrPort()
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 
-	cfg := Config{Listen: []netip.AddrPort{netip.MustParseAddrPort("[::1]:0"), addr}}
-	called := false
-	err = Serve(t.Context(), cfg, nil, func([]netip.AddrPort) { called = true })
-	if !errors.Is(err, unix.EADDRINUSE) {
-		t.Errorf("Serve(%v) = %v, want EADDRINUSE", cfg.Listen, err)
-	}
-	want := "listen " + addr.String() + ": address already in use: another TURN server is running? stop it or choose --listen"
-	if err == nil || err.Error() != want {
-		t.Errorf("Serve(%v) = %q, want %q", cfg.Listen, err, want)
-	}
-	if called {
-		t.Errorf("Serve(%v) called ready, want no call when a socket fails to open", cfg.Listen)
+	for _, workers := range []string{"1", "2"} {
+		cfg := testConfig(t, []netip.AddrPort{netip.MustParseAddrPort("[::1]:0"), addr}, []netip.Addr{lo4})
+		NewFlagSet(new(Config)).Set("workers", workers)
+		cfg.Workers = int(workers[0] - '0')
+		called := false
+		err = Serve(t.Context(), cfg, Options{Ready: func([]netip.AddrPort) { called = true }})
+		if !errors.Is(err, unix.EADDRINUSE) {
+			t.Errorf("workers %s: Serve(%v) = %v, want EADDRINUSE", workers, cfg.Listen, err)
+		}
+		want := "listen " + addr.String() + ": address already in use: another TURN server is running? stop it or choose --listen"
+		if err == nil || err.Error() != want {
+			t.Errorf("workers %s: Serve(%v) = %q, want %q", workers, cfg.Listen, err, want)
+		}
+		if called {
+			t.Errorf("workers %s: Serve called Ready, want no call when a socket fails to open", workers)
+		}
 	}
 }
 
 func TestServeInvalidConfig(t *testing.T) {
-	err := Serve(t.Context(), Config{}, nil, nil)
+	err := Serve(t.Context(), Config{}, Options{})
 	if err == nil || !strings.Contains(err.Error(), "listen: want at least one") {
 		t.Errorf("Serve(Config{}) = %v, want an error about listen", err)
 	}
@@ -171,33 +148,47 @@ func TestServeInvalidConfig(t *testing.T) {
 func TestServeCancelledBeforeStart(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	cfg := Config{Listen: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}}
-	if err := Serve(ctx, cfg, nil, nil); err != nil {
+	cfg := testConfig(t, []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}, nil)
+	if err := Serve(ctx, cfg, Options{}); err != nil {
 		t.Errorf("Serve(cancelled context) = %v, want nil", err)
 	}
 }
 
 // TestListenV6Only checks that IPv6 sockets are IPV6_V6ONLY, which is what
-// lets 0.0.0.0:3478 and [::]:3478 be served side by side. (Binding the
-// wildcards themselves would leave loopback, which tests do not.)
+// lets 0.0.0.0:3478 and [::]:3478 be served side by side.
 func TestListenV6Only(t *testing.T) {
-	c, err := listen(t.Context(), netip.MustParseAddrPort("[::1]:0"))
+	sk, err := openSocket(netip.MustParseAddrPort("[::1]:0"), socketOptions{listen: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	rc, err := c.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
+	defer sk.close()
+	v6only, err := unix.GetsockoptInt(sk.fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+	if err != nil || v6only != 1 {
+		t.Errorf("getsockopt(IPV6_V6ONLY) on %v = %d, %v; want 1, nil", sk.local, v6only, err)
 	}
-	var v6only int
-	var sockErr error
-	if err := rc.Control(func(fd uintptr) {
-		v6only, sockErr = unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if sockErr != nil || v6only != 1 {
-		t.Errorf("getsockopt(IPV6_V6ONLY) on %v = %d, %v; want 1, nil", c.LocalAddr(), v6only, sockErr)
+}
+
+// TestRelayLoopback is the quickest end-to-end check: a pion client on
+// loopback allocates, and data goes to an echo peer and back.
+func TestRelayLoopback(t *testing.T) {
+	r := loopbackRelay(t, Options{})
+	peer := udpConn(t, nil, netip.AddrPortFrom(lo4, 0))
+	go echo(peer)
+	tc := newTURNClient(t, udpConn(t, nil, netip.AddrPortFrom(lo4, 0)), r.listen[0], testUser, testPass)
+	peerAddr := peer.LocalAddr()
+	msg := []byte("hello through the relay")
+	buf := make([]byte, 1500)
+	for i := range 5 {
+		if _, err := tc.relay.WriteTo(msg, peerAddr); err != nil {
+			t.Fatalf("WriteTo: %v", err)
+		}
+		tc.relay.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, from, err := tc.relay.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("round %d: ReadFrom: %v", i, err)
+		}
+		if !bytes.Equal(buf[:n], msg) || from.String() != peerAddr.String() {
+			t.Fatalf("round %d: got %q from %v, want %q from %v", i, buf[:n], from, msg, peerAddr)
+		}
 	}
 }

@@ -112,6 +112,21 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// SetAuth replaces the credentials (realm, static users, REST secrets),
+// for an operator who rolls a REST secret without restarting the relay.
+// Allocations live on; each request from now on is checked against the new
+// credentials, so a refresh with a credential that is gone fails with 401
+// and its allocation expires. On an error nothing changes.
+func (s *Server) SetAuth(c auth.Config) error {
+	store, err := auth.NewStore(c)
+	if err != nil {
+		return err
+	}
+	s.store = store
+	s.cfg.Auth = c
+	return nil
+}
+
 // HandleClient handles one datagram received from client on the listen
 // address server: a STUN request or indication, or ChannelData. What it
 // wants done is appended to out.

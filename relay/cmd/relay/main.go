@@ -1,22 +1,28 @@
-// Command relay is relaybox's STUN/TURN relay. On the appliance PID 1 starts
-// and supervises it; it also runs as a plain program on any Linux host:
+// Command relay is relaybox's TURN relay (RFC 8656 over UDP). On the
+// appliance PID 1 starts and supervises it; it also runs as a plain program
+// on any Linux host:
 //
-//	relay --listen 0.0.0.0:3478 --listen [::]:3478
+//	relay --listen 0.0.0.0:3478 --listen [::]:3478 --realm turn.example.com --auth-secret-file /etc/relaybox/secrets
+//	relay --config /etc/relaybox/relaybox.conf
+//	relay status [--control PATH] [--limit N] [--json]
 //
-// It logs to stderr and stops cleanly (exit 0) on SIGTERM or SIGINT.
+// `relay -h` lists every key; relay/relaybox.conf.example explains them.
+// The relay logs to stderr, re-reads its auth-secret-file on SIGHUP and
+// stops cleanly (exit 0) on SIGTERM or SIGINT.
 //
 // Readiness: if the environment variable RELAYBOX_READY_FD names an inherited
 // file descriptor, the relay writes one line to it once every socket is open,
 //
 //	READY <addr> [<addr>...]
 //
-// with the addresses bound (the real port where --listen asked for port 0),
-// then closes it. A supervisor that reads EOF without that line knows the
-// start failed; the reason is on stderr.
+// with the listen addresses bound (the real port where --listen asked for
+// port 0), then closes it. A supervisor that reads EOF without that line
+// knows the start failed; the reason is on stderr.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,6 +33,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -44,25 +51,20 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
-	var cfg relay.Config
-	fs := relay.NewFlagSet(&cfg)
-	// The flag package would print the error and the whole usage; main
-	// prints the error once instead, and -h prints the usage.
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stdout, "Usage: relay [flags]\n\nServes STUN/TURN on UDP. Flags:\n\n")
-			fs.SetOutput(stdout)
-			fs.PrintDefaults()
-			return nil
-		}
+	if len(args) > 0 && args[0] == "status" {
+		return status(args[1:], stdout)
+	}
+	cfg, err := relay.ParseArgs(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stdout, "Usage: relay [flags]\n       relay status [--control PATH] [--limit N] [--json]\n\nServes TURN (and STUN) on UDP. Flags:\n\n")
+		var c relay.Config
+		fs := relay.NewFlagSet(&c)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("%w (relay -h lists the flags)", err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: relay takes only flags (relay -h lists them)", fs.Arg(0))
-	}
-	if err := cfg.Validate(); err != nil {
-		return err
 	}
 	ready, err := readyFile(os.Getenv(readyFDEnv))
 	if err != nil {
@@ -82,16 +84,73 @@ func run(args []string, stdout, stderr io.Writer) error {
 	// should a clean stop hang.
 	context.AfterFunc(ctx, stop)
 
-	return relay.Serve(ctx, cfg, log, func(addrs []netip.AddrPort) {
-		if ready == nil {
-			return
-		}
-		// The relay is serving: a supervisor that stopped listening is
-		// no reason to stop, so a failed write is only logged.
-		if err := notifyReady(ready, addrs); err != nil {
-			log.Error("readiness notification failed", "fd", ready.Fd(), "err", err)
-		}
+	s, err := relay.NewServer(cfg, relay.Options{
+		Log: log,
+		Ready: func(addrs []netip.AddrPort) {
+			if ready == nil {
+				return
+			}
+			// The relay is serving: a supervisor that stopped listening
+			// is no reason to stop, so a failed write is only logged.
+			if err := notifyReady(ready, addrs); err != nil {
+				log.Error("readiness notification failed", "fd", ready.Fd(), "err", err)
+			}
+		},
 	})
+	if err != nil {
+		return err
+	}
+
+	// SIGHUP re-reads the secrets file. Set up before serving, so that a
+	// SIGHUP right after READY does not kill the relay.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, unix.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if _, err := s.ReloadSecrets(); err != nil {
+					log.Error("SIGHUP: secrets not reloaded; the old ones stay in use", "err", err)
+				}
+			}
+		}
+	}()
+	return s.Run(ctx)
+}
+
+// status is `relay status`: it asks the running relay through its control
+// socket and prints the answer.
+func status(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("relay status", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	path := fs.String("control", relay.DefaultControl, "`path` of the relay's control socket")
+	limit := fs.Int("limit", 100, "list at most `N` allocations and bindings")
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("status: unexpected argument %q", fs.Arg(0))
+	}
+	resp, err := relay.Control(*path, relay.ControlRequest{Command: "status", Limit: *limit})
+	if err != nil {
+		return err
+	}
+	if resp.Status == nil {
+		return errors.New("control socket: no status in the answer")
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(resp.Status)
+	}
+	return resp.Status.WriteText(stdout, time.Now())
 }
 
 // readyFile returns the readiness file named by the value of

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -12,12 +13,16 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/pion/stun/v3"
+	"github.com/pion/turn/v4"
 	"golang.org/x/sys/unix"
+
+	"github.com/relaybox/relaybox/relay"
 )
 
 // buildRelay builds this command into a temporary directory.
@@ -38,7 +43,7 @@ func buildRelay(t *testing.T) string {
 // relayProcess is a started relay binary.
 type relayProcess struct {
 	cmd    *exec.Cmd
-	stderr bytes.Buffer
+	stderr syncBuffer
 	ready  *bufio.Reader // the read end of RELAYBOX_READY_FD
 	done   chan error    // cmd.Wait's result
 }
@@ -121,7 +126,7 @@ func TestRelayBinary(t *testing.T) {
 	bin := buildRelay(t)
 
 	t.Run("serves until SIGTERM", func(t *testing.T) {
-		p := start(t, bin, []string{"RELAYBOX_READY_FD=3"}, "--listen", "127.0.0.1:0", "--listen", "[::1]:0")
+		p := start(t, bin, []string{"RELAYBOX_READY_FD=3"}, "--listen", "127.0.0.1:0", "--listen", "[::1]:0", "--control", controlPath(t))
 		line, err := p.ready.ReadString('\n')
 		if err != nil {
 			t.Fatalf("read READY line: %v; stderr:\n%s", err, p.stderr.String())
@@ -167,7 +172,7 @@ func TestRelayBinary(t *testing.T) {
 		args []string
 		want string // in stderr
 	}{
-		{"bad listen", nil, []string{"--listen", "1.2.3"}, `-listen: listen "1.2.3": want ADDR:PORT such as 0.0.0.0:3478 or [::]:3478`},
+		{"bad listen", nil, []string{"--listen", "1.2.3"}, `command line: listen "1.2.3": want ADDR:PORT such as 0.0.0.0:3478 or [::]:3478`},
 		{"bad log level", nil, []string{"--log-level", "verbose"}, `log-level "verbose": want one of debug, info, warn, error`},
 		{"unknown flag", nil, []string{"--port", "3478"}, "flag provided but not defined: -port"},
 		{"argument", nil, []string{"127.0.0.1:0"}, `unexpected argument "127.0.0.1:0"`},
@@ -175,10 +180,11 @@ func TestRelayBinary(t *testing.T) {
 			"overlapping listen", nil, []string{"--listen", "127.0.0.1:3478", "--listen", "127.0.0.1:3478"},
 			"listen 127.0.0.1:3478: given twice",
 		},
-		{"ready fd not inherited", []string{"RELAYBOX_READY_FD=9"}, []string{"--listen", "127.0.0.1:0"}, "RELAYBOX_READY_FD=9: bad file descriptor"},
-		{"ready fd not a number", []string{"RELAYBOX_READY_FD=stdout"}, []string{"--listen", "127.0.0.1:0"}, `RELAYBOX_READY_FD="stdout": want`},
+		{"ready fd not inherited", []string{"RELAYBOX_READY_FD=9"}, []string{"--listen", "127.0.0.1:0", "--control="}, "RELAYBOX_READY_FD=9: bad file descriptor"},
+		{"ready fd not a number", []string{"RELAYBOX_READY_FD=stdout"}, []string{"--listen", "127.0.0.1:0", "--control="}, `RELAYBOX_READY_FD="stdout": want`},
+		{"bad config file", nil, []string{"--config", "/nonexistent/relaybox.conf"}, "config: open /nonexistent/relaybox.conf: no such file or directory"},
 		{
-			"address in use", []string{"RELAYBOX_READY_FD=3"}, []string{"--listen", taken.LocalAddr().String()},
+			"address in use", []string{"RELAYBOX_READY_FD=3"}, []string{"--listen", taken.LocalAddr().String(), "--control=", "--port-range=1000-2000"},
 			"listen " + taken.LocalAddr().String() + ": address already in use: another TURN server is running? stop it or choose --listen",
 		},
 	} {
@@ -204,10 +210,123 @@ func TestRelayBinary(t *testing.T) {
 		if err != nil {
 			t.Errorf("relay -h: %v, want exit 0", err)
 		}
-		for _, key := range []string{"-listen", "-software", "-log-level"} {
+		for _, key := range []string{"-listen", "-software", "-log-level", "-relay-address", "-auth-secret-file", "-metrics", "-control", "-config", "relay status"} {
 			if !strings.Contains(string(out), key) {
 				t.Errorf("relay -h output = %q, want it to list %s", out, key)
 			}
 		}
 	})
+}
+
+// controlPath is a control socket path in a fresh short directory.
+func controlPath(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "rbx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "relay.sock")
+}
+
+// TestStatusCommand runs the relay from a config file, allocates with
+// pion/turn's client, and reads `relay status` as text and JSON; then rolls
+// the secrets file with SIGHUP.
+func TestStatusCommand(t *testing.T) {
+	bin := buildRelay(t)
+	dir := t.TempDir()
+	control := controlPath(t)
+	secrets := filepath.Join(dir, "secrets")
+	os.WriteFile(secrets, []byte("one\n"), 0o600)
+	conf := filepath.Join(dir, "relaybox.conf")
+	os.WriteFile(conf, []byte("listen = 127.0.0.1:0\nrelay-address = 127.0.0.1\nrealm = status.test\nuser = alice:pw\n"+
+		"auth-secret-file = "+secrets+"\ncontrol = /nonexistent/overridden.sock\nunauth-amplification = 20\nport-range = 41000-41999\n"), 0o600)
+	p := start(t, bin, []string{"RELAYBOX_READY_FD=3"}, "--config", conf, "--control", control)
+	line, err := p.ready.ReadString('\n')
+	if err != nil {
+		t.Fatalf("read READY line: %v; stderr:\n%s", err, p.stderr.String())
+	}
+	server := strings.Fields(line)[1]
+
+	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tc, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: server, TURNServerAddr: server, Username: "alice", Password: "pw", Conn: c, RTO: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	if err := tc.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	alloc, err := tc.Allocate()
+	if err != nil {
+		t.Fatalf("Allocate: %v; stderr:\n%s", err, p.stderr.String())
+	}
+	defer alloc.Close()
+
+	out, err := exec.Command(bin, "status", "--control", control).CombinedOutput()
+	if err != nil {
+		t.Fatalf("relay status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"serving", "listen         " + server, "relay address  127.0.0.1, ports 41000-41999", "data plane     off",
+		"allocations    1", "ALLOCATIONS (1 of 1)", c.LocalAddr().String(), alloc.LocalAddr().String(), "alice"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("relay status output:\n%s\nwant it to contain %q", out, want)
+		}
+	}
+	out, err = exec.Command(bin, "status", "--control", control, "--json").Output()
+	if err != nil {
+		t.Fatalf("relay status --json: %v", err)
+	}
+	var st relay.Status
+	if err := json.Unmarshal(out, &st); err != nil || st.Allocations != 1 || len(st.AllocationList) != 1 {
+		t.Errorf("relay status --json = %s, %v; want one allocation", out, err)
+	}
+	if out, err := exec.Command(bin, "status", "--control", filepath.Join(dir, "none.sock")).CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "is the relay running?") {
+		t.Errorf("relay status without a relay: %v\n%s; want an error that says what to check", err, out)
+	}
+
+	// SIGHUP re-reads the secrets file.
+	os.WriteFile(secrets, []byte("one\ntwo\n"), 0o600)
+	p.cmd.Process.Signal(unix.SIGHUP)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.stderr.String(), "msg=\"secrets reloaded\"") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload logged after SIGHUP; stderr:\n%s", p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(p.stderr.String(), "secrets=2") {
+		t.Errorf("stderr %q: want the reload to count 2 secrets", p.stderr.String())
+	}
+	p.cmd.Process.Signal(unix.SIGTERM)
+	if err := p.wait(t); err != nil {
+		t.Errorf("relay after SIGTERM: %v; stderr:\n%s", err, p.stderr.String())
+	}
+	if _, err := os.Stat(control); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("control socket after stop: %v, want it removed", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer the relay's stderr copier and the test can
+// use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
