@@ -21,7 +21,7 @@ APPEND  ?=
 IMAGE   := $(OUT)/$(BOARD)/manifest.txt
 SOURCES := $(shell find init relay netcfg bpf image board -name '*.go' -o -name '*.c' -o -name '*.h' -o -name '*.conf') go.mod go.sum
 
-.PHONY: all build deps generate test image qemu qemu-usb bench clean
+.PHONY: all build deps generate test fuzz image qemu qemu-usb bench clean
 
 all: build
 
@@ -35,10 +35,19 @@ deps:
 generate: deps
 	$(GO) generate ./bpf
 
-# Every test: unit, namespaces, real kernel, and the QEMU appliance boots.
+# Every test: unit, namespaces, real kernel, the QEMU appliance boots, and
+# a short run of every fuzz target (the seed corpora run in go test itself).
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 80m ./...
+	$(MAKE) fuzz
+
+# Each fuzz target of the parsers for FUZZTIME; longer: make fuzz FUZZTIME=10m.
+FUZZTIME ?= 2s
+fuzz:
+	@set -e; for pkg in ./relay/proto ./relay/auth ./relay/policy ./netcfg; do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; done; done
 
 # out/<board>/: vmlinuz, initrd.img, cmdline, pxe/ (PXE bundle),
 # relaybox.efi (unified kernel image), relaybox.img (USB/UEFI disk image),
