@@ -30,19 +30,22 @@ func tapNamespace(t *testing.T) *nstest.NS {
 // parameters.
 func boot(t *testing.T, ns *nstest.NS, nic string, extra ...string) *vm {
 	t.Helper()
+	return bootWith(t, ns, qemu.Options{NIC: nic}, extra...)
+}
+
+// bootWith is boot with more QEMU options (a watchdog, say); o's kernel,
+// initrd, command line and tap are filled in.
+func bootWith(t *testing.T, ns *nstest.NS, o qemu.Options, extra ...string) *vm {
+	t.Helper()
 	art := buildImage(t)
 	cmdline, err := os.ReadFile(art.Cmdline)
 	if err != nil {
 		t.Fatal(err)
 	}
 	params := append([]string{strings.TrimSpace(string(cmdline)), ipParam}, extra...)
-	return startVM(t, ns, qemu.Options{
-		Kernel:  art.Kernel,
-		Initrd:  art.Initrd,
-		Cmdline: strings.Join(params, " "),
-		NIC:     nic,
-		Tap:     "tap0",
-	})
+	o.Kernel, o.Initrd, o.Tap = art.Kernel, art.Initrd, "tap0"
+	o.Cmdline = strings.Join(params, " ")
+	return startVM(t, ns, o)
 }
 
 // bootGuest boots the image with a virtio NIC in a namespace of its own.
@@ -136,5 +139,19 @@ func TestConfigFromURL(t *testing.T) {
 	vm.type_(t, "config")
 	vm.waitFor(t, "software = relaybox-from-url", time.Minute)
 	bindingFrom(t, ns)
+	vm.powerOff(t)
+}
+
+// init arms the hardware watchdog and keeps pinging it: the guest outlives
+// several timeouts. Unpinged, QEMU's i6300esb resets the guest after two
+// timeouts, which -no-reboot turns into QEMU exiting.
+func TestWatchdogPinged(t *testing.T) {
+	ns := tapNamespace(t)
+	vm := bootWith(t, ns, qemu.Options{NIC: qemu.VirtioNet, Watchdog: true}, "relaybox.dashboard=off", "relaybox.watchdog=3s")
+	vm.waitFor(t, "armed: timeout 3s, pinged every 1s", bootTimeout)
+	vm.waitFor(t, "relaybox: ready", time.Minute)
+	time.Sleep(15 * time.Second) // five timeouts
+	vm.type_(t, "status")
+	vm.waitFor(t, "relay pid", time.Minute)
 	vm.powerOff(t)
 }
