@@ -23,6 +23,7 @@ func init() {
 			"mlx5_core",    // Mellanox/NVIDIA ConnectX-4 and later
 			"bnxt_en",      // Broadcom NetXtreme-C/E
 			"bnx2x", "tg3", // Broadcom NetXtreme II 10G, and the 1G of many boards' LOMs
+			"8021q", // the vlan key's 802.1Q links
 		}, bootMedium),
 		Firmware: []Package{
 			// ice's intel/ice/ddp/ice.pkg and tg3's tigon/*: without the

@@ -160,15 +160,16 @@ type binding struct {
 	Software      string
 }
 
-// stunBinding sends a Binding request from a fresh socket on the host side
-// of the tap and decodes the answer, retrying while the guest's ARP and the
-// relay settle. Call it inside the test's namespace.
-func stunBinding(server string) (binding, error) {
-	raddr, err := net.ResolveUDPAddr("udp4", server)
+// stunBinding sends a Binding request from a fresh socket on local, the
+// host side of the tap, to server, and decodes the answer, retrying while
+// the guest's neighbour discovery and the relay settle. Call it inside the
+// test's namespace.
+func stunBinding(local, server string) (binding, error) {
+	raddr, err := net.ResolveUDPAddr("udp", server)
 	if err != nil {
 		return binding{}, err
 	}
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(hostAddr)})
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(local)})
 	if err != nil {
 		return binding{}, err
 	}
@@ -205,13 +206,19 @@ func stunBinding(server string) (binding, error) {
 // bindingFrom asks the guest's relay for a STUN binding from inside ns.
 func bindingFrom(t *testing.T, ns *nstest.NS) binding {
 	t.Helper()
+	return bindingBetween(t, ns, hostAddr, net.JoinHostPort(guestAddr, "3478"))
+}
+
+// bindingBetween is bindingFrom with the addresses given, IPv6 ones too.
+func bindingBetween(t *testing.T, ns *nstest.NS, local, server string) binding {
+	t.Helper()
 	var b binding
 	if err := ns.Do(func() error {
 		var err error
-		b, err = stunBinding(guestAddr + ":3478")
+		b, err = stunBinding(local, server)
 		return err
 	}); err != nil {
-		t.Fatalf("STUN binding to the guest: %v", err)
+		t.Fatalf("STUN binding %s → %s: %v", local, server, err)
 	}
 	return b
 }

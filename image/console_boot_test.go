@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -154,4 +155,51 @@ func TestWatchdogPinged(t *testing.T) {
 	vm.type_(t, "status")
 	vm.waitFor(t, "relay pid", time.Minute)
 	vm.powerOff(t)
+}
+
+// Without an ip= of its own the box asks DHCP on every link (ip=off
+// forgets the static entry the tests' boot adds).
+func TestBootsWithDHCP(t *testing.T) {
+	ns := tapNamespace(t)
+	serveDHCP(t, ns, "")
+	vm := boot(t, ns, qemu.VirtioNet, "relaybox.dashboard=off", "ip=off", "ip=dhcp")
+	vm.waitFor(t, "relaybox: ready", bootTimeout)
+	if b := bindingFrom(t, ns); b.Mapped.String() != b.Local.String() {
+		t.Errorf("XOR-MAPPED-ADDRESS = %v, want %v", b.Mapped, b.Local)
+	}
+	vm.type_(t, "status")
+	vm.waitFor(t, guestAddr+"/24", time.Minute) // the leased address on the link
+	vm.powerOff(t)
+	if !strings.Contains(vm.output(), "dhcp") {
+		t.Error("the console never mentions DHCP")
+	}
+}
+
+// A static IPv6 address next to the IPv4 one: the relay answers on both.
+func TestBootsWithIPv6(t *testing.T) {
+	const host6, guest6 = "2001:2::1", "2001:2::2"
+	ns := tapNamespace(t)
+	ns.MustRun(t, "ip", "-6", "addr", "add", host6+"/64", "dev", "tap0", "nodad")
+	vm := boot(t, ns, qemu.VirtioNet, "relaybox.dashboard=off",
+		"ip=["+guest6+"]::["+host6+"]:64::eth0:off",
+		"relaybox.listen=0.0.0.0:3478", "relaybox.listen=[::]:3478")
+	ready := vm.waitFor(t, "relaybox: ready", bootTimeout)
+	if !strings.Contains(ready, "[::]:3478") {
+		t.Errorf("ready line %q: want the IPv6 listener", ready)
+	}
+	b := bindingBetween(t, ns, host6, net.JoinHostPort(guest6, "3478"))
+	if b.Mapped.String() != b.Local.String() {
+		t.Errorf("XOR-MAPPED-ADDRESS over IPv6 = %v, want %v", b.Mapped, b.Local)
+	}
+	bindingFrom(t, ns) // and IPv4 still
+	vm.powerOff(t)
+}
+
+// TestMain removes the image the tests shared.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.Kernel != "" {
+		os.RemoveAll(filepath.Dir(built.Kernel))
+	}
+	os.Exit(code)
 }

@@ -71,6 +71,8 @@ func (o Options) Args() []string {
 		"-no-reboot",
 		"-nodefaults",
 		"-display", "none",
+		// Entropy for the guest, which the emulated CPU cannot give.
+		"-device", "virtio-rng-pci",
 	}
 	if o.Kernel != "" {
 		args = append(args, "-kernel", o.Kernel, "-initrd", o.Initrd, "-append", o.Cmdline)
