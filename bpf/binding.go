@@ -302,25 +302,67 @@ func (m *Maps) put(e entry) (created bool, err error) {
 // whose key now holds another binding, are left as they are: removing is
 // idempotent and never takes a newer binding with it.
 func (m *Maps) RemoveBinding(b Binding) error {
+	_, err := m.RemoveBindingStats(b)
+	return err
+}
+
+// RemoveBindingStats removes b as RemoveBinding does and returns what the
+// kernel relayed for it up to its removal, for accounting that outlives
+// the binding. A direction that was not there (or held another binding) is
+// nil in the result.
+func (m *Maps) RemoveBindingStats(b Binding) (BindingStats, error) {
 	b, err := b.normalize()
 	if err != nil {
-		return fmt.Errorf("remove xdp binding: %w", err)
+		return BindingStats{}, fmt.Errorf("remove xdp binding: %w", err)
 	}
+	now, err := monotonicNow()
+	if err != nil {
+		return BindingStats{}, fmt.Errorf("remove xdp binding %s: %w", b, err)
+	}
+	wall := time.Now()
+	out := BindingStats{Binding: b}
 	toPeer, toClient := b.entries()
-	for _, e := range []entry{toPeer, toClient} {
+	for _, d := range []struct {
+		e       entry
+		traffic **Traffic
+	}{{toPeer, &out.ToPeer}, {toClient, &out.ToClient}} {
 		var cur relayBindingValue
-		err := m.bindings.Lookup(&e.key, &cur)
-		if errors.Is(err, ebpf.ErrKeyNotExist) || (err == nil && cur.Out != e.out) {
+		err := m.bindings.Lookup(&d.e.key, &cur)
+		if errors.Is(err, ebpf.ErrKeyNotExist) || (err == nil && cur.Out != d.e.out) {
 			continue
 		}
 		if err == nil {
-			err = m.bindings.Delete(&e.key)
+			// Atomically, so that no datagram relayed between the
+			// lookup and the delete goes uncounted.
+			var last relayBindingValue
+			switch err = m.bindings.LookupAndDelete(&d.e.key, &last); {
+			case err == nil:
+				cur = last
+			case errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EINVAL):
+				// Hash maps take it from Linux 5.14; before, lose the
+				// last few datagrams' counts rather than the delete.
+				err = m.bindings.Delete(&d.e.key)
+			}
 		}
-		if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("remove xdp binding %s: %w", b, err)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			continue
 		}
+		if err != nil {
+			return out, fmt.Errorf("remove xdp binding %s: %w", b, err)
+		}
+		*d.traffic = cur.traffic(now, wall)
 	}
-	return nil
+	return out, nil
+}
+
+// traffic is the Traffic of a bindings map value, with its last-seen time
+// moved from the monotonic clock now to the wall clock wall.
+func (v relayBindingValue) traffic(now uint64, wall time.Time) *Traffic {
+	t := &Traffic{Packets: v.Packets, Bytes: v.Bytes}
+	if v.LastSeenNs != 0 {
+		t.LastSeen = wall.Add(-time.Duration(now - min(v.LastSeenNs, now)))
+	}
+	return t
 }
 
 // Bindings lists the bindings in the kernel with their traffic, sorted by
@@ -344,10 +386,7 @@ func (m *Maps) Bindings() ([]BindingStats, error) {
 			s = &BindingStats{Binding: b}
 			byBinding[b] = s
 		}
-		t := &Traffic{Packets: v.Packets, Bytes: v.Bytes}
-		if v.LastSeenNs != 0 {
-			t.LastSeen = wall.Add(-time.Duration(now - min(v.LastSeenNs, now)))
-		}
+		t := v.traffic(now, wall)
 		if toPeer {
 			s.ToPeer = t
 		} else {

@@ -338,6 +338,25 @@ func TestBindingTraffic(t *testing.T) {
 			}
 		}
 	}
+
+	// Removing a binding hands over its final counts, once.
+	for try, want := range [][2]*traffic{{{3, 15}, {1, 7}}, {nil, nil}} {
+		s, err := n.p.Maps().RemoveBindingStats(b44)
+		if err != nil {
+			t.Fatalf("RemoveBindingStats(%s) #%d = %v", b44, try, err)
+		}
+		for i, tr := range []*Traffic{s.ToPeer, s.ToClient} {
+			switch {
+			case (tr == nil) != (want[i] == nil):
+				t.Errorf("RemoveBindingStats(%s) #%d direction %d = %+v, want %+v", b44, try, i, tr, want[i])
+			case tr != nil && (traffic{tr.Packets, tr.Bytes} != *want[i] || tr.LastSeen.IsZero()):
+				t.Errorf("RemoveBindingStats(%s) #%d direction %d = %+v, want %+v and a last-seen time", b44, try, i, *tr, *want[i])
+			}
+		}
+	}
+	if got := bindingList(t, n.p); len(got) != len(want)-1 {
+		t.Errorf("after RemoveBindingStats, Bindings() = %v, want the %d others", got, len(want)-1)
+	}
 }
 
 // parsed is a frame decoded by gopacket.

@@ -170,6 +170,10 @@ func (p *Program) Close() error {
 	return nil
 }
 
+// Maps are the program's maps, for code that works the same on a program
+// it loaded and on maps another process pinned (OpenPinned).
+func (p *Program) Maps() *Maps { return p.maps }
+
 // AddBinding installs both directions of b; see Maps.AddBinding.
 func (p *Program) AddBinding(b Binding) error { return p.maps.AddBinding(b) }
 

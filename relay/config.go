@@ -10,11 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/relaybox/relaybox/bpf"
 	"github.com/relaybox/relaybox/relay/auth"
 	"github.com/relaybox/relaybox/relay/policy"
 	"github.com/relaybox/relaybox/relay/proto"
@@ -74,6 +76,35 @@ type Config struct {
 	// ConfigFile is the config file the command line named. Key: config
 	// (command line only).
 	ConfigFile string
+
+	// The XDP data plane (xdp.go): the kernel relays the ChannelData of
+	// the channel bindings the relay writes into the XDP program's maps.
+
+	// XDP names the interfaces the relay attaches the XDP program to
+	// itself, on a host of its own: the NICs clients and peers reach it
+	// by (a datagram leaving by another NIC than it came in by is
+	// redirected there, which needs the program on that NIC too). It is
+	// detached when the relay stops. Key: xdp (repeatable).
+	XDP []string
+	// XDPMode is how the program attaches to the XDP interfaces:
+	// bpf.ModeAuto (native where the driver can, else generic; the
+	// default that RegisterFlags sets), native or generic. bpf.ModeOff
+	// turns every XDP key off: every datagram takes the user-space path.
+	// Key: xdp-mode.
+	XDPMode bpf.Mode
+	// XDPMaps is a directory on a bpf filesystem for the program's maps.
+	// With XDP, the relay pins its maps there (reusing those an earlier
+	// run left), so other tools can read them. Without, the relay
+	// attaches nothing: it opens the maps that another process (the
+	// appliance's init) loaded, attached and pinned there, and writes its
+	// bindings into them. Either way, bindings found there when the relay
+	// starts are a dead relay's and are removed. Key: xdp-maps.
+	XDPMaps string
+}
+
+// xdpEnabled reports whether c asks for the XDP data plane.
+func (c *Config) xdpEnabled() bool {
+	return c.XDPMode != bpf.ModeOff && (len(c.XDP) > 0 || c.XDPMaps != "")
 }
 
 // RegisterFlags defines one flag per config key on fs, writing parsed values
@@ -101,6 +132,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.NonceLifetime = proto.DefaultNonceLifetime
 	c.Control = DefaultControl
 	c.LogLevel = slog.LevelInfo
+	c.XDPMode = bpf.ModeAuto
 
 	// Where the relay serves.
 	fs.Var(list(&c.Listen, true, parseListen, joinAddrs), "listen",
@@ -199,6 +231,25 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		}}, d.key, d.usage)
 	}
 
+	// The kernel data plane.
+	fs.Var(list(&c.XDP, true, parseInterface, func(names []string) string { return strings.Join(names, ",") }), "xdp",
+		"`interface` the relay attaches the XDP data plane to itself, such as eth0; repeatable (on the appliance init attaches XDP, and its xdp key is the mode)")
+	fs.Var(&keyFlag{get: func() string { return c.XDPMode.String() }, set: func(s string) error {
+		m, err := bpf.ParseMode(s)
+		if err != nil {
+			return fmt.Errorf("xdp-mode: %w", err)
+		}
+		c.XDPMode = m
+		return nil
+	}}, "xdp-mode", "how XDP attaches: auto (native, else generic), native, generic, or off for no XDP at all")
+	fs.Var(&keyFlag{get: func() string { return c.XDPMaps }, set: func(s string) error {
+		if err := checkXDPMaps(s); err != nil {
+			return err
+		}
+		c.XDPMaps = s
+		return nil
+	}}, "xdp-maps", "`directory` on a bpf filesystem of the XDP maps: pinned there with xdp, else opened there as another process (init) pinned them")
+
 	// Operations.
 	fs.Var(&keyFlag{get: func() string { return c.Software }, set: func(s string) error {
 		if err := checkSoftware(s); err != nil {
@@ -286,6 +337,9 @@ func (c *Config) Validate() error {
 	if err := checkControl(c.Control); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.checkXDP(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Workers < 0 || c.Workers > maxWorkers {
 		errs = append(errs, fmt.Errorf("workers %d: want 0 (one per CPU) to %d", c.Workers, maxWorkers))
 	}
@@ -325,6 +379,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("metrics", c.Metrics),
 		slog.String("control", c.Control),
 		slog.String("log-level", level),
+		slog.String("xdp", strings.Join(c.XDP, ",")),
+		slog.String("xdp-mode", c.XDPMode.String()),
+		slog.String("xdp-maps", c.XDPMaps),
 	)
 }
 
@@ -599,6 +656,59 @@ func checkControl(s string) error {
 		return fmt.Errorf("control %q: %d bytes is too long for a unix socket path; want at most %d", s, len(s), maxSocketPath)
 	}
 	return nil
+}
+
+// parseInterface checks an xdp interface name as the kernel would take it.
+func parseInterface(s string) (string, error) {
+	switch {
+	case s == "":
+		return "", errors.New("xdp: empty; want a network interface name such as eth0")
+	case len(s) > maxInterfaceName || strings.ContainsAny(s, "/: \t") || s == "." || s == "..":
+		return "", fmt.Errorf("xdp %q: not a network interface name; want one such as eth0 (at most %d characters, no '/', ':' or spaces)", s, maxInterfaceName)
+	}
+	return s, nil
+}
+
+// maxInterfaceName is IFNAMSIZ less its terminating NUL.
+const maxInterfaceName = 15
+
+func checkXDPMaps(s string) error {
+	if s != "" && !filepath.IsAbs(s) {
+		return fmt.Errorf("xdp-maps %q: want an absolute path on a bpf filesystem, such as /sys/fs/bpf/relaybox", s)
+	}
+	return nil
+}
+
+// checkXDP checks the xdp keys together, and with the listen addresses.
+func (c *Config) checkXDP() error {
+	var errs []error
+	for i, name := range c.XDP {
+		if _, err := parseInterface(name); err != nil {
+			errs = append(errs, err)
+		}
+		if slices.Contains(c.XDP[:i], name) {
+			errs = append(errs, fmt.Errorf("xdp %s: given twice; give each interface once", name))
+		}
+	}
+	if err := checkXDPMaps(c.XDPMaps); err != nil {
+		errs = append(errs, err)
+	}
+	if (c.XDPMode == bpf.ModeNative || c.XDPMode == bpf.ModeGeneric) && len(c.XDP) == 0 {
+		errs = append(errs, fmt.Errorf("xdp-mode %s: no interface to attach to; give xdp too (on the appliance, init attaches XDP: set its xdp key to %s instead)", c.XDPMode, c.XDPMode))
+	}
+	if _, err := bpf.ParseMode(c.XDPMode.String()); err != nil {
+		errs = append(errs, fmt.Errorf("xdp-mode: %w", err)) // a Config built in code
+	}
+	if c.xdpEnabled() && len(c.Listen) > 1 {
+		// The program knows one listen port, compiled in at load.
+		for _, a := range c.Listen[1:] {
+			if a.Port() != c.Listen[0].Port() || a.Port() == 0 {
+				errs = append(errs, fmt.Errorf("listen %s and %s: the XDP data plane takes ChannelData on one port; give every listen address the same port, not 0", c.Listen[0], a))
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ReadSecretFile reads a file of TURN REST secrets: one per line, blank

@@ -125,6 +125,11 @@ func TestSetErrors(t *testing.T) {
 		{"log-level", "verbose", `log-level "verbose": want one of debug, info, warn, error`},
 		{"software", strings.Repeat("x", 128), `software: 128 characters is too long; want fewer than 128 (RFC 8489)`},
 		{"config", "", "config: empty; want the path of a config file of `key = value` lines"},
+		{"xdp", "", "xdp: empty; want a network interface name such as eth0"},
+		{"xdp", "eth0/1", `xdp "eth0/1": not a network interface name; want one such as eth0 (at most 15 characters, no '/', ':' or spaces)`},
+		{"xdp", "a-very-long-interface", `xdp "a-very-long-interface": not a network interface name; want one such as eth0 (at most 15 characters, no '/', ':' or spaces)`},
+		{"xdp-mode", "fast", `xdp-mode: unknown xdp mode "fast": want off, generic, native or auto`},
+		{"xdp-maps", "relaybox", `xdp-maps "relaybox": want an absolute path on a bpf filesystem, such as /sys/fs/bpf/relaybox`},
 	} {
 		var c Config
 		fs := NewFlagSet(&c)
@@ -155,6 +160,19 @@ func TestValidate(t *testing.T) {
 		{"two IPv4 relay addresses", []string{"--relay-address", "198.18.0.1,198.18.0.2"}, "relay-address 198.18.0.2: a second IPv4 address; give at most one IPv4 and one IPv6"},
 		{"listen port in the range", []string{"--listen", "0.0.0.0:50000"}, "port-range 49152-65535: contains the listen port of 0.0.0.0:50000; move one of them"},
 		{"lifetimes", []string{"--lifetime", "2h"}, "max-lifetime 1h0m0s: shorter than lifetime 2h0m0s; want max-lifetime >= lifetime"},
+		{"xdp", []string{"--xdp", "eth0,eth1", "--xdp-mode", "native", "--xdp-maps", "/sys/fs/bpf/relaybox", "--listen", "0.0.0.0:3478,[::]:3478"}, ""},
+		{"xdp maps alone", []string{"--xdp-maps", "/sys/fs/bpf/relaybox"}, ""},
+		{"xdp twice", []string{"--xdp", "eth0", "--xdp", "eth0"}, "xdp eth0: given twice; give each interface once"},
+		{
+			"xdp mode without an interface", []string{"--xdp-mode", "generic", "--xdp-maps", "/sys/fs/bpf/relaybox"},
+			"xdp-mode generic: no interface to attach to; give xdp too (on the appliance, init attaches XDP: set its xdp key to generic instead)",
+		},
+		{"xdp off alone", []string{"--xdp-mode", "off"}, ""},
+		{
+			"xdp with two listen ports", []string{"--xdp", "eth0", "--listen", "0.0.0.0:3478,[::]:3479"},
+			"listen 0.0.0.0:3478 and [::]:3479: the XDP data plane takes ChannelData on one port; give every listen address the same port, not 0",
+		},
+		{"xdp off with two listen ports", []string{"--xdp", "eth0", "--xdp-mode", "off", "--listen", "0.0.0.0:3478,[::]:3479"}, ""},
 	} {
 		var c Config
 		if err := NewFlagSet(&c).Parse(tt.args); err != nil {
@@ -187,6 +205,7 @@ func TestEveryKeyIsAFlag(t *testing.T) {
 		"nonce-lifetime", "nonce-key",
 		// the I/O layer
 		"auth-secret-file", "metrics", "control", "workers", "log-level", "config",
+		"xdp", "xdp-mode", "xdp-maps",
 	}
 	src, err := os.ReadFile("proto/config.go")
 	if err != nil {

@@ -1,14 +1,21 @@
-// Package relay is relaybox's STUN/TURN server.
+// Package relay is relaybox's TURN server: the sans-IO core (package proto)
+// and everything around it that touches the world.
 //
-// One file per concern, so the protocol is tested without a network:
-//   - stun.go: Handler, the sans-IO core. A datagram and its source in, the
-//     datagram to send back out; no sockets, no clock. Today it answers STUN
-//     Binding (RFC 8489); the TURN methods (RFC 8656) grow here.
-//   - server.go: Serve, the I/O loop around the core: one UDP socket per
-//     listen address, buffers reused so a packet costs no allocation.
-//   - config.go: Config, the relay's settings, each one a flag of the same
-//     name, which PID 1 also uses to check relaybox.<key>=<value> from the
-//     kernel command line.
+// One file per concern:
+//   - server.go: Server, the I/O loop around the core: listen and
+//     allocation sockets (socket.go), batched epoll workers (worker.go,
+//     batch.go), the timer, and the order events and datagrams go out in.
+//   - dataplane.go: DataPlane, where the core's channel bindings go before
+//     their ChannelBind success leaves; xdp.go, the XDP data plane that
+//     writes them into the kernel's maps (package bpf) and reads its
+//     counters back.
+//   - config.go, configfile.go: Config, the relay's settings, each one a
+//     flag of the same name, a config file key, and on the appliance a
+//     relaybox.<key>=<value> kernel parameter (PID 1 checks them with
+//     these flags).
+//   - status.go, metrics.go, control.go: relay status, /metrics and the
+//     control socket.
+//   - addresses.go: the relay addresses when none are configured.
 //
 // The relay binary is cmd/relay.
 package relay

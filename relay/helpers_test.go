@@ -221,7 +221,7 @@ func (r *recorder) Apply(e proto.Event) error {
 	return nil
 }
 
-func (r *recorder) DataPlaneStatus() DataPlaneStatus {
+func (r *recorder) DataPlaneStatus([]proto.Binding) DataPlaneStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return DataPlaneStatus{Mode: "recorder", Counters: map[string]uint64{"applied": uint64(len(r.events))}}

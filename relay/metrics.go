@@ -34,7 +34,16 @@ import (
 //	relaybox_send_errors_total                   datagrams the kernel would not send
 //	relaybox_data_plane_errors_total             bindings the data plane refused
 //	relaybox_data_plane_info{mode}               1, labelled with the data plane's mode
+//	relaybox_data_plane_installed_bindings       channel bindings the data plane (the kernel) holds now
+//	relaybox_data_plane_relayed_packets_total{path}  datagrams the data plane relayed, by path:
+//	relaybox_data_plane_relayed_bytes_total{path}      channel-to-peer, peer-to-channel
+//	relaybox_data_plane_packets_total{verdict,reason}  packets the XDP program saw, by verdict and reason
+//	relaybox_data_plane_bytes_total{verdict,reason}    (tx, redirect: relayed; pass: to user space)
+//	relaybox_data_plane_class_packets_total{class}     what it saw addressed to the relay, by class
+//	relaybox_data_plane_class_bytes_total{class}
 //	relaybox_data_plane_{counter}_total          the data plane's own counters
+//
+// The data plane's numbers are read from the kernel at scrape time too.
 //
 // plus the Go runtime's and the process's (go_*, process_*).
 
@@ -55,6 +64,13 @@ var (
 	descSendErr     = prometheus.NewDesc("relaybox_send_errors_total", "Datagrams the kernel would not send.", nil, nil)
 	descPlaneErr    = prometheus.NewDesc("relaybox_data_plane_errors_total", "Bindings the data plane refused.", nil, nil)
 	descPlaneInfo   = prometheus.NewDesc("relaybox_data_plane_info", "1, labelled with the data plane's mode.", []string{"mode"}, nil)
+	descPlaneBind   = prometheus.NewDesc("relaybox_data_plane_installed_bindings", "Channel bindings the data plane holds now.", nil, nil)
+	descPlanePkts   = prometheus.NewDesc("relaybox_data_plane_relayed_packets_total", "Datagrams the data plane (the kernel) relayed, by path.", []string{"path"}, nil)
+	descPlaneBytes  = prometheus.NewDesc("relaybox_data_plane_relayed_bytes_total", "Payload bytes the data plane (the kernel) relayed, by path.", []string{"path"}, nil)
+	descReasonPkts  = prometheus.NewDesc("relaybox_data_plane_packets_total", "Packets the XDP program saw, by verdict and the reason for it.", []string{"verdict", "reason"}, nil)
+	descReasonBytes = prometheus.NewDesc("relaybox_data_plane_bytes_total", "Frame bytes the XDP program saw, by verdict and the reason for it.", []string{"verdict", "reason"}, nil)
+	descClassPkts   = prometheus.NewDesc("relaybox_data_plane_class_packets_total", "UDP datagrams to the relay the XDP program saw, by class.", []string{"class"}, nil)
+	descClassBytes  = prometheus.NewDesc("relaybox_data_plane_class_bytes_total", "UDP payload bytes to the relay the XDP program saw, by class.", []string{"class"}, nil)
 )
 
 // collector reads the Server's numbers at scrape time.
@@ -101,6 +117,19 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSendErr, st.SendErrors)
 	counter(descPlaneErr, st.DataPlaneErrs)
 	gauge(descPlaneInfo, 1, st.DataPlane.Mode)
+	gauge(descPlaneBind, float64(st.DataPlane.Installed))
+	for path, t := range st.DataPlane.Relayed {
+		counter(descPlanePkts, t.Packets, path)
+		counter(descPlaneBytes, t.Bytes, path)
+	}
+	for reason, c := range st.DataPlane.Reasons {
+		counter(descReasonPkts, c.Packets, c.Verdict, reason)
+		counter(descReasonBytes, c.Bytes, c.Verdict, reason)
+	}
+	for class, t := range st.DataPlane.Classes {
+		counter(descClassPkts, t.Packets, class)
+		counter(descClassBytes, t.Bytes, class)
+	}
 	for name, n := range st.DataPlane.Counters {
 		d := prometheus.NewDesc("relaybox_data_plane_"+metricName(name)+"_total", "The data plane's "+name+" counter.", nil, nil)
 		counter(d, n)

@@ -21,7 +21,9 @@ type Options struct {
 	// Ready, if not nil, is called once every listen socket is open, with
 	// the addresses bound (port 0 replaced by the port the kernel chose).
 	Ready func(listen []netip.AddrPort)
-	// DataPlane receives the channel bindings; nil is NoDataPlane.
+	// DataPlane receives the channel bindings. nil means the XDP data
+	// plane when the Config's xdp keys ask for it (Run sets it up and
+	// takes it down), else NoDataPlane.
 	DataPlane DataPlane
 	// InNamespace, if not nil, runs each function that opens a UDP or TCP
 	// socket or reads the host's addresses. Tests set it to
@@ -158,6 +160,25 @@ func (s *Server) Run(ctx context.Context) (err error) {
 		return err
 	}
 	cleanup = append(cleanup, s.closeSockets)
+	// The XDP data plane, once the listen port is known (the program is
+	// compiled for it) and before any datagram is read. A failure is
+	// logged, not returned: the user-space path relays everything, and a
+	// relay that serves slowly beats one that does not serve (on the
+	// appliance, init would restart it forever).
+	if s.opts.DataPlane == nil && s.cfg.xdpEnabled() {
+		x, err := openXDP(&s.cfg, s.listens[0].Port(), s.inNamespace, s.log)
+		if err != nil {
+			s.log.Error("xdp data plane not in use: every datagram takes the user-space path", "err", err)
+			s.plane = userSpaceOnly{why: err.Error()}
+		} else {
+			s.plane = x
+			cleanup = append(cleanup, func() {
+				if err := x.Close(); err != nil {
+					s.log.Warn("xdp: not all closed", "err", err)
+				}
+			})
+		}
+	}
 
 	if s.cfg.Metrics != "" {
 		stop, err := s.serveMetrics()
@@ -192,7 +213,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 
 	s.ready.Store(true)
 	s.log.Info("serving TURN", "listen", joinAddrs(s.listens), "relay-address", joinIPs(s.relay),
-		"port-range", fmt.Sprintf("%d-%d", s.cfg.PortMin, s.cfg.PortMax), "workers", n, "data-plane", s.dataPlaneStatus().Mode)
+		"port-range", fmt.Sprintf("%d-%d", s.cfg.PortMin, s.cfg.PortMax), "workers", n, "data-plane", s.dataPlaneStatus(nil).Mode)
 	if s.opts.Ready != nil {
 		s.opts.Ready(append([]netip.AddrPort(nil), s.listens...))
 	}

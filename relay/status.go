@@ -69,7 +69,6 @@ func (s *Server) Status(limit int) Status {
 		Ready:     s.ready.Load(),
 		PortRange: fmt.Sprintf("%d-%d", s.cfg.PortMin, s.cfg.PortMax),
 		Workers:   len(s.workers),
-		DataPlane: s.dataPlaneStatus(),
 	}
 	for _, a := range s.listens {
 		st.Listen = append(st.Listen, a.String())
@@ -103,6 +102,8 @@ func (s *Server) Status(limit int) Status {
 
 	slices.SortFunc(st.AllocationList, func(a, b AllocationStatus) int { return cmp.Compare(a.Client, b.Client) })
 	slices.SortFunc(st.BindingList, func(a, b proto.Binding) int { return cmp.Compare(a.String(), b.String()) })
+	// Unlocked: reading the kernel's maps takes a while with many bindings.
+	st.DataPlane = s.dataPlaneStatus(st.BindingList)
 
 	st.Allocations, st.Permissions, st.Channels, st.Bindings = stats.Allocations, stats.Permissions, stats.Channels, stats.Bindings
 	st.Relayed = make(map[string]proto.Traffic, proto.NumPaths)
@@ -121,9 +122,9 @@ func (s *Server) Status(limit int) Status {
 	return st
 }
 
-func (s *Server) dataPlaneStatus() DataPlaneStatus {
+func (s *Server) dataPlaneStatus(bindings []proto.Binding) DataPlaneStatus {
 	if r, ok := s.plane.(DataPlaneReporter); ok {
-		return r.DataPlaneStatus()
+		return r.DataPlaneStatus(bindings)
 	}
 	return DataPlaneStatus{Mode: fmt.Sprintf("%T", s.plane)}
 }
@@ -148,9 +149,13 @@ func (st Status) WriteText(w io.Writer, now time.Time) error {
 	p("listen\t%s", strings.Join(st.Listen, " "))
 	p("relay address\t%s, ports %s", strings.Join(st.RelayAddress, " "), st.PortRange)
 	p("workers\t%d", st.Workers)
-	p("data plane\t%s (%d errors)", st.DataPlane.Mode, st.DataPlaneErrs)
-	for _, k := range slices.Sorted(maps.Keys(st.DataPlane.Counters)) {
-		p("  %s\t%d", k, st.DataPlane.Counters[k])
+	dp := st.DataPlane
+	p("data plane\t%s, %d bindings installed (%d errors)", dp.Mode, dp.Installed, st.DataPlaneErrs)
+	if dp.Error != "" {
+		p("  error\t%s", dp.Error)
+	}
+	if len(dp.Counters) > 0 {
+		p("  counters\t%s", counts(dp.Counters))
 	}
 	p("allocations\t%d", st.Allocations)
 	p("permissions\t%d", st.Permissions)
@@ -159,6 +164,22 @@ func (st Status) WriteText(w io.Writer, now time.Time) error {
 	for p2 := range proto.NumPaths {
 		t := st.Relayed[p2.String()]
 		p("  %s\t%d packets\t%d bytes", p2, t.Packets, t.Bytes)
+	}
+	if len(dp.Relayed) > 0 {
+		p("relayed (data plane)")
+		for _, path := range slices.Sorted(maps.Keys(dp.Relayed)) {
+			t := dp.Relayed[path]
+			p("  %s\t%d packets\t%d bytes", path, t.Packets, t.Bytes)
+		}
+	}
+	// Only the reasons seen so far, or the list would be mostly zeros.
+	if len(dp.Reasons) > 0 {
+		p("data plane verdicts")
+		for _, r := range slices.Sorted(maps.Keys(dp.Reasons)) {
+			if c := dp.Reasons[r]; c.Packets > 0 {
+				p("  %s %s\t%d packets\t%d bytes", c.Verdict, r, c.Packets, c.Bytes)
+			}
+		}
 	}
 	p("responses\t%s (and %d Binding)", counts(st.Responses), st.BindingResponses)
 	p("auth failures\t%d", st.AuthFailures)
@@ -184,9 +205,23 @@ func (st Status) WriteText(w io.Writer, now time.Time) error {
 	if len(st.BindingList) > 0 {
 		fmt.Fprintf(w, "\nBINDINGS (%d of %d)\n", len(st.BindingList), st.Bindings)
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "CLIENT\tSERVER\tCHANNEL\tRELAYED\tPEER")
+		// The data plane's traffic, if it tells: busy or idle.
+		kernel := make(map[proto.Binding]BindingTraffic, len(dp.Bindings))
+		for _, bt := range dp.Bindings {
+			kernel[bt.Binding] = bt
+		}
+		fmt.Fprintln(tw, "CLIENT\tSERVER\tCHANNEL\tRELAYED\tPEER\tTO PEER\tTO CLIENT\tIDLE")
 		for _, b := range st.BindingList {
-			fmt.Fprintf(tw, "%s\t%s\t%#04x\t%s\t%s\n", b.Client, b.Server, b.Channel, b.Relayed, b.Peer)
+			toPeer, toClient, idle := "-", "-", "-"
+			if bt, ok := kernel[b]; ok {
+				toPeer = fmt.Sprintf("%d/%dB", bt.ToPeer.Packets, bt.ToPeer.Bytes)
+				toClient = fmt.Sprintf("%d/%dB", bt.ToClient.Packets, bt.ToClient.Bytes)
+				idle = "never used"
+				if !bt.LastSeen.IsZero() {
+					idle = max(now.Sub(bt.LastSeen), 0).Truncate(time.Second).String()
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%#04x\t%s\t%s\t%s\t%s\t%s\n", b.Client, b.Server, b.Channel, b.Relayed, b.Peer, toPeer, toClient, idle)
 		}
 		return tw.Flush()
 	}

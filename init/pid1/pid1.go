@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -240,10 +241,16 @@ func (b *box) xdpReport() string {
 func (b *box) startRelay() {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.stop = cancel
+	args := b.cfg.RelayArgs
+	if b.xdp != nil {
+		// The relay writes its channel bindings into the maps pinned here,
+		// and clears those a relay before it left.
+		args = append(slices.Clip(args), "--xdp-maps="+bpf.PinDir)
+	}
 	b.relay = &Service{
 		Name:        "relay",
 		Path:        relayPath,
-		Args:        b.cfg.RelayArgs,
+		Args:        args,
 		Output:      func(line string) { b.console.Println("relay: " + line) },
 		Logf:        b.console.Logf,
 		Ready:       b.relayReady,

@@ -4,7 +4,14 @@
 //
 //	relay --listen 0.0.0.0:3478 --listen [::]:3478 --realm turn.example.com --auth-secret-file /etc/relaybox/secrets
 //	relay --config /etc/relaybox/relaybox.conf
+//	relay --xdp eth0 [--xdp-mode auto|native|generic|off] ...
 //	relay status [--control PATH] [--limit N] [--json]
+//
+// With --xdp the relay loads the XDP program, attaches it to the named
+// interfaces and writes its channel bindings into the program's maps, so
+// the kernel relays their ChannelData; it detaches when it stops. On the
+// appliance init attaches the program and starts the relay with
+// --xdp-maps /sys/fs/bpf/relaybox, the maps it pinned.
 //
 // `relay -h` lists every key; relay/relaybox.conf.example explains them.
 // The relay logs to stderr, re-reads its auth-secret-file on SIGHUP and

@@ -1,0 +1,292 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/relaybox/relaybox/bpf"
+	"github.com/relaybox/relaybox/relay/proto"
+)
+
+// xdpPlane is the kernel data plane: the XDP program's binding maps
+// (package bpf). Apply writes the TURN core's channel bindings into them,
+// both directions, and the kernel relays their ChannelData from then on;
+// what it does not relay (STUN, Send and Data indications, a next hop not
+// resolved yet, ...) reaches the user-space path as before.
+//
+// Either the relay loaded and attached the program itself (Config.XDP, on
+// a host of its own) or another process did and pinned the maps in
+// Config.XDPMaps (init, on the appliance). The plane works the same on
+// both; only Close differs.
+type xdpPlane struct {
+	maps     *bpf.Maps
+	prog     *bpf.Program      // loaded by this relay; nil for pinned maps
+	attached []*bpf.Attachment // this relay's attachments, detached by Close
+	mode     string            // for status: "xdp eth0:native", ...
+	// hold, if not empty, says why bindings stay out of the kernel.
+	hold string
+	// stale counts the bindings of a dead relay removed at start.
+	stale int
+
+	// mu keeps the relayed totals exact: a binding's traffic moves from
+	// the map to removed under it, and DataPlaneStatus reads both under
+	// it, so no binding is counted twice or not at all.
+	mu      sync.Mutex
+	removed [2]proto.Traffic // to peer, to client, of bindings removed
+}
+
+// openXDP sets up the data plane the xdp keys of cfg ask for, with the
+// program's listen port; attaching runs through inNamespace. On an error
+// nothing is left loaded or attached.
+func openXDP(cfg *Config, listenPort uint16, inNamespace func(func() error) error, log *slog.Logger) (*xdpPlane, error) {
+	x := &xdpPlane{}
+	if len(cfg.XDP) == 0 {
+		m, err := bpf.OpenPinned(cfg.XDPMaps)
+		if err != nil {
+			return nil, fmt.Errorf("xdp-maps: %w", err)
+		}
+		x.maps = m
+		x.mode = "xdp, attached by another process, maps in " + cfg.XDPMaps
+	} else if err := x.load(cfg, listenPort, inNamespace, log); err != nil {
+		return nil, err
+	}
+	// The relay is starting and holds no binding: any in the maps is a
+	// dead relay's (one killed before it could remove them), and the
+	// kernel would keep relaying for allocations no one serves.
+	n, err := x.reconcile(nil)
+	if err != nil {
+		x.Close()
+		return nil, fmt.Errorf("xdp: remove the bindings of a previous relay: %w", err)
+	}
+	x.stale = n
+	if n > 0 {
+		log.Info("xdp: removed the bindings a previous relay left in the kernel", "bindings", n)
+	}
+	if cfg.Bandwidth > 0 {
+		x.hold = "bandwidth is capped, and only the user-space path enforces the cap"
+		x.mode += " (bindings held back: bandwidth cap)"
+		log.Warn("xdp: channel bindings stay out of the kernel, so every datagram takes the user-space path: " +
+			x.hold + "; set bandwidth = 0 to use the kernel path")
+	}
+	return x, nil
+}
+
+// load loads the program with cfg's ports and attaches it to cfg.XDP.
+func (x *xdpPlane) load(cfg *Config, listenPort uint16, inNamespace func(func() error) error, log *slog.Logger) error {
+	p, err := bpf.Load(bpf.Config{ListenPort: listenPort, PortMin: cfg.PortMin, PortMax: cfg.PortMax, PinDir: cfg.XDPMaps})
+	if err != nil {
+		return fmt.Errorf("xdp: %w", err)
+	}
+	x.prog, x.maps = p, p.Maps()
+	var modes []string
+	for _, name := range cfg.XDP {
+		var a *bpf.Attachment
+		var off []string
+		err := inNamespace(func() error {
+			var err error
+			if a, err = p.Attach(name, cfg.XDPMode); err == nil {
+				off = forwardingOff(name)
+			}
+			return err
+		})
+		if err != nil {
+			x.Close()
+			return fmt.Errorf("xdp: %w", err)
+		}
+		x.attached = append(x.attached, a)
+		modes = append(modes, a.Iface+":"+a.Mode.String())
+		if a.NativeErr != nil {
+			log.Warn("xdp: the driver has no native XDP, so it runs in generic mode: correct, but no faster than user space",
+				"interface", name, "err", a.NativeErr)
+		}
+		if len(off) > 0 {
+			log.Warn("xdp: forwarding is off on the interface, so the kernel path passes every channel's datagrams to user space (reason fwd_disabled); set it to 1",
+				"interface", name, "sysctl", strings.Join(off, " "))
+		}
+	}
+	x.mode = "xdp " + strings.Join(modes, " ")
+	return nil
+}
+
+// forwardingOff lists the forwarding sysctls of iface that are 0, in the
+// calling thread's network namespace: the program's FIB lookups refuse
+// without them.
+func forwardingOff(iface string) []string {
+	var off []string
+	for _, family := range []string{"ipv4", "ipv6"} {
+		key := "net/" + family + "/conf/" + iface + "/forwarding"
+		b, err := os.ReadFile("/proc/sys/" + key)
+		if err == nil && strings.TrimSpace(string(b)) == "0" {
+			off = append(off, key)
+		}
+	}
+	return off
+}
+
+// kernelBinding is b as package bpf spells it.
+func kernelBinding(b proto.Binding) bpf.Binding {
+	return bpf.Binding{Client: b.Client, Server: b.Server, Channel: b.Channel, Relay: b.Relayed, Peer: b.Peer}
+}
+
+// Apply writes a binding into the maps or removes it, keeping the traffic
+// of a removed binding for the totals.
+func (x *xdpPlane) Apply(e proto.Event) error {
+	switch e.Kind {
+	case proto.BindingCreated, proto.BindingRefreshed:
+		if x.hold != "" {
+			return nil
+		}
+		return x.maps.AddBinding(kernelBinding(e.Binding))
+	case proto.BindingDeleted:
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		s, err := x.maps.RemoveBindingStats(kernelBinding(e.Binding))
+		addTraffic(&x.removed, s)
+		return err
+	}
+	return nil
+}
+
+// addTraffic adds a binding's traffic to totals (to peer, to client).
+func addTraffic(totals *[2]proto.Traffic, s bpf.BindingStats) {
+	for i, t := range []*bpf.Traffic{s.ToPeer, s.ToClient} {
+		if t != nil {
+			totals[i].Packets += t.Packets
+			totals[i].Bytes += t.Bytes
+		}
+	}
+}
+
+// reconcile makes the maps hold exactly the bindings in hold: it removes
+// every other one and writes those of hold. It returns how many it
+// removed.
+func (x *xdpPlane) reconcile(hold []proto.Binding) (removed int, err error) {
+	keep := make(map[bpf.Binding]bool, len(hold))
+	for _, b := range hold {
+		keep[kernelBinding(b)] = true
+	}
+	all, err := x.maps.Bindings()
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	for _, s := range all {
+		// A half-written binding (one direction) is not kept either:
+		// AddBinding below writes both.
+		if keep[s.Binding] && s.ToPeer != nil && s.ToClient != nil {
+			delete(keep, s.Binding)
+			continue
+		}
+		if err := x.maps.RemoveBinding(s.Binding); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed++
+	}
+	for b := range keep {
+		if err := x.maps.AddBinding(b); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// DataPlaneStatus reads the kernel's counters and the traffic of the
+// bindings asked about.
+func (x *xdpPlane) DataPlaneStatus(list []proto.Binding) DataPlaneStatus {
+	st := DataPlaneStatus{Mode: x.mode, Counters: map[string]uint64{"stale_bindings_removed": uint64(x.stale)}}
+	var errs []error
+
+	x.mu.Lock()
+	all, err := x.maps.Bindings()
+	totals := x.removed
+	x.mu.Unlock()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	byBinding := make(map[bpf.Binding]bpf.BindingStats, len(all))
+	for _, s := range all {
+		addTraffic(&totals, s)
+		byBinding[s.Binding] = s
+	}
+	st.Installed = len(all)
+	st.Relayed = map[string]proto.Traffic{
+		proto.PathChannelToPeer.String(): totals[0],
+		proto.PathPeerToChannel.String(): totals[1],
+	}
+	for _, b := range list {
+		s, ok := byBinding[kernelBinding(b)]
+		if !ok {
+			continue
+		}
+		bt := BindingTraffic{Binding: b}
+		for _, d := range []struct {
+			from *bpf.Traffic
+			to   *proto.Traffic
+		}{{s.ToPeer, &bt.ToPeer}, {s.ToClient, &bt.ToClient}} {
+			if d.from == nil {
+				continue
+			}
+			*d.to = proto.Traffic{Packets: d.from.Packets, Bytes: d.from.Bytes}
+			if d.from.LastSeen.After(bt.LastSeen) {
+				bt.LastSeen = d.from.LastSeen
+			}
+		}
+		st.Bindings = append(st.Bindings, bt)
+	}
+
+	if classes, err := x.maps.Counters(); err != nil {
+		errs = append(errs, err)
+	} else {
+		st.Classes = make(map[string]proto.Traffic, len(classes))
+		for c, n := range classes {
+			st.Classes[c.String()] = proto.Traffic{Packets: n.Packets, Bytes: n.Bytes}
+		}
+	}
+	if reasons, err := x.maps.Reasons(); err != nil {
+		errs = append(errs, err)
+	} else {
+		st.Reasons = make(map[string]ReasonCount, len(reasons))
+		for r, n := range reasons {
+			st.Reasons[r.String()] = ReasonCount{Verdict: r.Verdict().String(), Traffic: proto.Traffic{Packets: n.Packets, Bytes: n.Bytes}}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		st.Error = err.Error()
+	}
+	return st
+}
+
+// userSpaceOnly is the data plane when the XDP one could not be set up:
+// it does nothing, and status says why.
+type userSpaceOnly struct {
+	NoDataPlane
+	why string
+}
+
+func (u userSpaceOnly) DataPlaneStatus([]proto.Binding) DataPlaneStatus {
+	return DataPlaneStatus{Mode: "off", Error: u.why}
+}
+
+// Close detaches what the relay attached and closes the program or maps.
+// Bindings are the relay's to remove first (Server.clearDataPlane); pinned
+// maps stay pinned.
+func (x *xdpPlane) Close() error {
+	var errs []error
+	for _, a := range x.attached {
+		errs = append(errs, a.Close())
+	}
+	x.attached = nil
+	if x.prog != nil {
+		errs = append(errs, x.prog.Close())
+	} else {
+		errs = append(errs, x.maps.Close())
+	}
+	return errors.Join(errs...)
+}
+
+var _ DataPlaneReporter = (*xdpPlane)(nil)

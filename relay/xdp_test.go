@@ -1,0 +1,764 @@
+package relay
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"github.com/pion/stun/v3"
+	"golang.org/x/sys/unix"
+
+	"github.com/relaybox/relaybox/bpf"
+	"github.com/relaybox/relaybox/netcfg/nstest"
+	"github.com/relaybox/relaybox/relay/proto"
+)
+
+// xdpTopology is newTopology made ready for the XDP data plane on the
+// relay's r0 and r1: forwarding on for both (the program's FIB lookups
+// refuse without it), and an xdp_pass program on the far ends c0 and p0,
+// without which a veth drops the frames redirected to it.
+func xdpTopology(t *testing.T) *topology {
+	t.Helper()
+	tp := newTopology(t)
+	for _, l := range []string{"r0", "r1"} {
+		tp.relay.Sysctl(t, "net/ipv4/conf/"+l+"/forwarding", "1")
+		tp.relay.Sysctl(t, "net/ipv6/conf/"+l+"/forwarding", "1")
+	}
+	attachXDPPass(t, tp.client, "c0")
+	attachXDPPass(t, tp.peer, "p0")
+	return tp
+}
+
+// attachXDPPass attaches, natively, an XDP program that passes every frame
+// to ifname in ns, until the test ends.
+func attachXDPPass(t *testing.T, ns *nstest.NS, ifname string) {
+	t.Helper()
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "xdp_pass",
+		Type:         ebpf.XDP,
+		License:      "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, int32(bpf.VerdictPass)), asm.Return()},
+	})
+	if err != nil {
+		t.Fatalf("load xdp_pass: %v", err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	err = ns.Do(func() error {
+		iface, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: iface.Index, Flags: link.XDPDriverMode})
+		if err == nil {
+			t.Cleanup(func() { l.Close() })
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("attach xdp_pass to %s: %v", ifname, err)
+	}
+}
+
+// flowCount is what a relay has counted of relayed ChannelData flows: in
+// user space, by direction, and in the kernel.
+type flowCount struct {
+	toPeer, toClient uint64 // user space: channel-to-peer, peer-to-channel
+	kernel           uint64 // the XDP program's tx and redirect verdicts
+}
+
+func (r *running) flowCount() flowCount {
+	st := r.Status(0)
+	return flowCount{
+		toPeer:   st.Relayed[proto.PathChannelToPeer.String()].Packets,
+		toClient: st.Relayed[proto.PathPeerToChannel.String()].Packets,
+		kernel:   st.DataPlane.Reasons[bpf.ReasonTX.String()].Packets + st.DataPlane.Reasons[bpf.ReasonRedirect.String()].Packets,
+	}
+}
+
+// checkPath checks that n datagrams each way took the kernel path (or,
+// without it, the user-space path) between before and after.
+func checkPath(t *testing.T, kernel bool, n uint64, before, after flowCount) {
+	t.Helper()
+	got := flowCount{after.toPeer - before.toPeer, after.toClient - before.toClient, after.kernel - before.kernel}
+	want := flowCount{kernel: 2 * n}
+	if !kernel {
+		want = flowCount{toPeer: n, toClient: n}
+	}
+	if got != want {
+		t.Errorf("relayed %d datagrams each way: counted %+v, want %+v", n, got, want)
+	}
+}
+
+// TestXDPDataPlane relays ChannelData through a relay with the XDP data
+// plane natively on both its NICs: pion/turn's client over IPv4, the raw
+// client over IPv6 and across families, and a client that sends a
+// thousand datagrams the moment its ChannelBind succeeds. With XDP the
+// counters show the kernel relayed every one and user space none; with
+// xdp-mode off, the other way round. Either way the receivers' kernels
+// accept every checksum, and the ChannelData that reaches a client is the
+// same unpadded datagram.
+//
+// With wildcard listen addresses the relay learns the address each
+// datagram came to from IP_PKTINFO, and that is the address the kernel
+// must match the client's ChannelData on.
+func TestXDPDataPlane(t *testing.T) {
+	for _, tc := range []struct {
+		mode     string
+		wildcard bool
+	}{{"native", false}, {"native", true}, {"off", false}} {
+		name := "xdp-mode " + tc.mode
+		if tc.wildcard {
+			name += ", wildcard listen"
+		}
+		t.Run(name, func(t *testing.T) { testXDPDataPlane(t, tc.mode, tc.wildcard) })
+	}
+}
+
+func testXDPDataPlane(t *testing.T, mode string, wildcard bool) {
+	tp := xdpTopology(t)
+	keys := []string{"xdp", "r0,r1", "xdp-mode", mode}
+	if wildcard {
+		keys = append(keys, "listen", "0.0.0.0:3478,[::]:3478")
+	}
+	r := tp.startRelay(t, 3478, nil, keys...)
+	kernel := mode != "off"
+	wantMode := "xdp r0:native r1:native"
+	if !kernel {
+		wantMode = "off"
+	}
+	if got := r.Status(0).DataPlane; got.Mode != wantMode || got.Error != "" {
+		t.Fatalf("data plane %q (error %q), want %q", got.Mode, got.Error, wantMode)
+	}
+	listen4, listen6 := netip.AddrPortFrom(listenIP4, 3478), netip.AddrPortFrom(listenIP6, 3478)
+	peer4 := tp.echoPeer(t, netip.AddrPortFrom(peerIP4, 5000))
+	peer6 := tp.echoPeer(t, netip.AddrPortFrom(peerIP6, 5000))
+	csumBefore := udpCsumErrors(t, tp.client) + udpCsumErrors(t, tp.peer)
+	const n = 50
+
+	t.Run("pion client, IPv4", func(t *testing.T) {
+		tc := newTURNClient(t, udpConn(t, tp.client.Do, netip.AddrPortFrom(clientIP4, 0)), listen4, testUser, testPass)
+		peer := peer4.LocalAddr()
+		// pion sends Send indications while it binds a channel in the
+		// background, and ChannelData once it is bound.
+		channelData := func() uint64 {
+			st := r.Status(0)
+			path := proto.PathChannelToPeer.String()
+			return st.Relayed[path].Packets + st.DataPlane.Relayed[path].Packets
+		}
+		for try := 0; channelData() == 0; try++ {
+			if try == 100 {
+				t.Fatal("pion sent no ChannelData in 100 round trips")
+			}
+			roundTrip(t, tc, peer, []byte("binding"))
+		}
+		before := r.flowCount()
+		for i := range n {
+			roundTrip(t, tc, peer, []byte("pion "+strconv.Itoa(i)))
+		}
+		checkPath(t, kernel, n, before, r.flowCount())
+	})
+
+	for _, tc := range []struct {
+		name    string
+		client  netip.Addr
+		server  netip.AddrPort
+		family  []stun.Setter // REQUESTED-ADDRESS-FAMILY, if any
+		peer    *net.UDPConn
+		channel uint16
+	}{
+		{"IPv6", clientIP6, listen6, []stun.Setter{familyIPv6}, peer6, 0x4001},
+		{"IPv4 client, IPv6 peer", clientIP4, listen4, []stun.Setter{familyIPv6}, peer6, 0x4002},
+		{"IPv6 client, IPv4 peer", clientIP6, listen6, nil, peer4, 0x7FFF},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := newRawClient(t, udpConn(t, tp.client.Do, netip.AddrPortFrom(tc.client, 0)), tc.server, testUser, testPass)
+			rc.allocate(tc.family...)
+			mustSucceed(t, rc.do(stun.MethodChannelBind, peerAttr(tc.peer.LocalAddr().(*net.UDPAddr).AddrPort()), channelNumber(tc.channel)))
+			echo := func(msg string) {
+				t.Helper()
+				rc.send(channelData(tc.channel, []byte(msg)))
+				// Unpadded, byte for byte, whichever path relayed it.
+				want := binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, tc.channel), uint16(len(msg)))
+				want = append(want, msg...)
+				if got, err := rc.read(5 * time.Second); err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("echo of %q = % x, %v; want % x", msg, got, err, want)
+				}
+			}
+			// The first may find a next hop not resolved yet: user space
+			// relays it, and resolves it.
+			echo("warm up")
+			before := r.flowCount()
+			for i := range n {
+				echo(fmt.Sprintf("%s %d", tc.name, i))
+			}
+			checkPath(t, kernel, n, before, r.flowCount())
+		})
+	}
+
+	const burst = 1000
+	t.Run("no first-packet loss", func(t *testing.T) {
+		rc := newRawClient(t, udpConn(t, tp.client.Do, netip.AddrPortFrom(clientIP4, 0)), listen4, testUser, testPass)
+		rc.allocate()
+		before := r.flowCount()
+		mustSucceed(t, rc.do(stun.MethodChannelBind, peerAttr(peer4.LocalAddr().(*net.UDPAddr).AddrPort()), channelNumber(0x4abc)))
+		// Straight after the success, no pause: the binding must be in
+		// the kernel already. At most window datagrams are in flight, so
+		// that no socket buffer on the way overflows.
+		const window = 128
+		sent, echoed := 0, 0
+		seen := make([]bool, burst)
+		send := func() {
+			msg := binary.BigEndian.AppendUint32(nil, uint32(sent))
+			rc.send(channelData(0x4abc, append(msg, "first packets"...)))
+			sent++
+		}
+		for sent < window {
+			send()
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for echoed < burst {
+			ch, data, err := rc.readChannelData(time.Until(deadline))
+			if err != nil {
+				t.Fatalf("%d of %d datagrams echoed, then %v", echoed, burst, err)
+			}
+			if ch != 0x4abc || len(data) < 4 || binary.BigEndian.Uint32(data) >= burst || seen[binary.BigEndian.Uint32(data)] {
+				t.Fatalf("after %d echoes: ChannelData %#x % x, want a new one of ours", echoed, ch, data)
+			}
+			seen[binary.BigEndian.Uint32(data)] = true
+			echoed++
+			if sent < burst {
+				send()
+			}
+		}
+		checkPath(t, kernel, burst, before, r.flowCount())
+	})
+
+	if n := udpCsumErrors(t, tp.client) + udpCsumErrors(t, tp.peer); n != csumBefore {
+		t.Errorf("the client and peer kernels counted %d UDP checksum errors, want none", n-csumBefore)
+	}
+	if !kernel {
+		return
+	}
+
+	// Status: every binding is in the kernel, with its traffic.
+	st := r.Status(100)
+	if st.DataPlane.Installed != st.Bindings || len(st.DataPlane.Bindings) != len(st.BindingList) {
+		t.Errorf("data plane holds %d bindings and reports %d, want the core's %d", st.DataPlane.Installed, len(st.DataPlane.Bindings), st.Bindings)
+	}
+	var first BindingTraffic
+	for _, bt := range st.DataPlane.Bindings {
+		if bt.Channel == 0x4abc {
+			first = bt
+		}
+	}
+	want := proto.Traffic{Packets: burst, Bytes: burst * uint64(4+len("first packets"))}
+	if first.ToPeer != want || first.ToClient != want || time.Since(first.LastSeen) > time.Minute {
+		t.Errorf("kernel traffic of the first-packets binding = %+v, want %+v each way, seen just now", first, want)
+	}
+	var text bytes.Buffer
+	st.WriteText(&text, time.Now())
+	for _, s := range []string{"data plane     xdp r0:native r1:native, 4 bindings installed (0 errors)", "  counters     stale_bindings_removed=0", "relayed (data plane)",
+		"redirect redirect", "pass control", "1000/17000B"} {
+		if !strings.Contains(text.String(), s) {
+			t.Errorf("relay status:\n%s\nwant it to contain %q", text.String(), s)
+		}
+	}
+
+	// Metrics: the kernel's relaying, which outlives the bindings.
+	metrics := func() string {
+		rec := httptest.NewRecorder()
+		r.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	relayed := func(body string) (toPeer, toClient uint64) {
+		t.Helper()
+		return metricValue(t, body, `relaybox_data_plane_relayed_packets_total{path="channel-to-peer"}`),
+			metricValue(t, body, `relaybox_data_plane_relayed_packets_total{path="peer-to-channel"}`)
+	}
+	body := metrics()
+	for _, s := range []string{`relaybox_data_plane_info{mode="xdp r0:native r1:native"} 1`, "relaybox_data_plane_installed_bindings 4",
+		`relaybox_data_plane_packets_total{reason="redirect",verdict="redirect"}`, `relaybox_data_plane_packets_total{reason="control",verdict="pass"}`,
+		`relaybox_data_plane_class_packets_total{class="channel_data"}`} {
+		if !strings.Contains(body, s) {
+			t.Errorf("/metrics lacks %s", s)
+		}
+	}
+	toPeer, toClient := relayed(body)
+	if min(toPeer, toClient) < 4*n+burst {
+		t.Errorf("metrics: the kernel relayed %d and %d datagrams, want at least %d each way", toPeer, toClient, 4*n+burst)
+	}
+	// Ending every allocation takes the bindings out of the kernel; the
+	// totals stay.
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if p, c := relayed(metrics()); p != toPeer || c != toClient {
+		t.Errorf("after the bindings went: the kernel relayed %d and %d datagrams, want still %d and %d", p, c, toPeer, toClient)
+	}
+}
+
+// metricValue is the value of the sample named (with its labels) series.
+func metricValue(t *testing.T, body, series string) uint64 {
+	t.Helper()
+	m := regexp.MustCompile("(?m)^" + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("/metrics has no %s", series)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatalf("%s %s: %v", series, m[1], err)
+	}
+	return uint64(v)
+}
+
+// udpCsumErrors is the InCsumErrors count of UDP and UDP-Lite, IPv4 and
+// IPv6 together, in ns.
+func udpCsumErrors(t *testing.T, ns *nstest.NS) int {
+	t.Helper()
+	total := 0
+	err := ns.Do(func() error {
+		// thread-self: /proc/self/net is the main thread's namespace.
+		for _, f := range []string{"/proc/thread-self/net/snmp", "/proc/thread-self/net/snmp6"} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			var header []string
+			for _, line := range strings.Split(string(b), "\n") {
+				fields := strings.Fields(line)
+				switch {
+				case len(fields) == 2 && strings.HasPrefix(fields[0], "Udp") && strings.HasSuffix(fields[0], "InCsumErrors"): // snmp6
+					n, _ := strconv.Atoi(fields[1])
+					total += n
+				case len(fields) > 1 && strings.HasPrefix(fields[0], "Udp") && (header == nil || header[0] != fields[0]): // snmp header line
+					header = fields
+				case len(fields) > 1 && header != nil && header[0] == fields[0]: // snmp value line
+					for i, name := range header {
+						if name == "InCsumErrors" && i < len(fields) {
+							n, _ := strconv.Atoi(fields[i])
+							total += n
+						}
+					}
+					header = nil
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("read UDP checksum errors in %s: %v", ns.Name, err)
+	}
+	return total
+}
+
+// TestXDPRestart kills a relay that has a binding in the kernel, and
+// starts it again: the new relay removes the dead one's binding before it
+// serves. Once as on the appliance (the test loads, attaches and pins the
+// program as init does, and the relay is given xdp-maps), once on a host
+// of its own (the relay attaches and pins the program itself, and its
+// attachments die with it).
+func TestXDPRestart(t *testing.T) {
+	nstest.RequireRoot(t)
+	bin := buildRelayBinary(t)
+	for _, standalone := range []bool{false, true} {
+		name := "maps pinned by init"
+		if standalone {
+			name = "relay attaches and pins"
+		}
+		t.Run(name, func(t *testing.T) {
+			tp := xdpTopology(t)
+			dir := testPinDir(t)
+			args := []string{
+				"--listen", netip.AddrPortFrom(listenIP4, 3478).String(), "--relay-address", relayIP4.String(),
+				"--user", testUser + ":" + testPass, "--allow-peer", benchmarkingRanges[0], "--port-range", "40000-40999",
+				"--unauth-amplification", "20", "--control=", "--xdp-maps", dir,
+			}
+			var maps *bpf.Maps
+			if standalone {
+				args = append(args, "--xdp", "r0,r1", "--xdp-mode", "native")
+			} else {
+				maps = attachLikeInit(t, tp.relay, dir)
+			}
+			peer := tp.echoPeer(t, netip.AddrPortFrom(peerIP4, 5000)).LocalAddr().(*net.UDPAddr).AddrPort()
+			// bind makes a binding and relays through it.
+			bind := func(what string) bpf.Binding {
+				t.Helper()
+				rc := newRawClient(t, udpConn(t, tp.client.Do, netip.AddrPortFrom(clientIP4, 0)), netip.AddrPortFrom(listenIP4, 3478), testUser, testPass)
+				relayed := rc.allocate()[0]
+				mustSucceed(t, rc.do(stun.MethodChannelBind, peerAttr(peer), channelNumber(0x4000)))
+				for i := range 3 {
+					rc.send(channelData(0x4000, []byte(what)))
+					if _, data, err := rc.readChannelData(5 * time.Second); err != nil || string(data) != what {
+						t.Fatalf("%s: echo %d = %q, %v", what, i, data, err)
+					}
+				}
+				return bpf.Binding{Client: rc.c.LocalAddr().(*net.UDPAddr).AddrPort(), Server: netip.AddrPortFrom(listenIP4, 3478),
+					Channel: 0x4000, Relay: relayed, Peer: peer}
+			}
+			kernelHas := func(when string, want ...bpf.Binding) {
+				t.Helper()
+				stats, err := maps.Bindings()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []bpf.Binding
+				for _, s := range stats {
+					got = append(got, s.Binding)
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("%s: kernel bindings %v, want %v", when, got, want)
+				}
+			}
+
+			first := startRelayProcess(t, tp.relay, bin, args...)
+			if standalone {
+				maps = openPinned(t, dir)
+				checkXDPAttached(t, tp.relay, true)
+			}
+			b := bind("before the crash")
+			kernelHas("with the first relay", b)
+			first.kill(t)
+			kernelHas("after the first relay was killed", b) // what a crash leaves
+			if standalone {
+				checkXDPAttached(t, tp.relay, false)
+			}
+
+			second := startRelayProcess(t, tp.relay, bin, args...)
+			kernelHas("once the second relay serves")
+			// Logged before READY, but copied from the pipe on its own time.
+			removed := `msg="xdp: removed the bindings a previous relay left in the kernel" bindings=1`
+			for deadline := time.Now().Add(5 * time.Second); !strings.Contains(second.stderr.String(), removed); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Errorf("second relay's log:\n%s\nwant it to say it removed 1 stale binding", second.stderr.String())
+					break
+				}
+			}
+			kernelHas("with the second relay's own binding", bind("after the restart"))
+			second.stop(t)
+			kernelHas("after the second relay stopped") // a clean stop removes its own
+			if standalone {
+				checkXDPAttached(t, tp.relay, false)
+			}
+		})
+	}
+}
+
+// testPinDir is a directory for one test's maps on a bpf filesystem of its
+// own, unmounted (pins and all) when the test ends. Not /sys/fs/bpf: ip
+// netns exec, which starts the relay, mounts a fresh /sys, without it.
+func testPinDir(t *testing.T) string {
+	t.Helper()
+	mnt := t.TempDir()
+	if err := unix.Mount("bpf", mnt, "bpf", 0, "mode=0700"); err != nil {
+		t.Fatalf("mount -t bpf bpf %s: %v", mnt, err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	return filepath.Join(mnt, "relaybox")
+}
+
+// attachLikeInit does what the appliance's init does: it loads the
+// program with its maps pinned in dir and attaches it natively to the
+// relay's NICs, until the test ends.
+func attachLikeInit(t *testing.T, ns *nstest.NS, dir string) *bpf.Maps {
+	t.Helper()
+	p, err := bpf.Load(bpf.Config{ListenPort: 3478, PortMin: 40000, PortMax: 40999, PinDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	for _, ifname := range []string{"r0", "r1"} {
+		err := ns.Do(func() error {
+			a, err := p.Attach(ifname, bpf.ModeNative)
+			if err == nil {
+				t.Cleanup(func() { a.Close() })
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p.Maps()
+}
+
+func openPinned(t *testing.T, dir string) *bpf.Maps {
+	t.Helper()
+	m, err := bpf.OpenPinned(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// checkXDPAttached checks whether r0 and r1 in ns have an XDP program.
+func checkXDPAttached(t *testing.T, ns *nstest.NS, want bool) {
+	t.Helper()
+	h := ns.Netlink(t)
+	for _, name := range []string{"r0", "r1"} {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := l.Attrs().Xdp != nil && l.Attrs().Xdp.Attached; got != want {
+			t.Errorf("%s has an XDP program: %v, want %v", name, got, want)
+		}
+	}
+}
+
+// buildRelayBinary builds cmd/relay into a temporary directory.
+func buildRelayBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "relay")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/relay").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/relay: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// relayProcess is the relay binary running in a namespace.
+type relayProcess struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	done   chan error // cmd.Wait's result
+}
+
+// startRelayProcess runs bin in ns and waits for its READY line.
+func startRelayProcess(t *testing.T, ns *nstest.NS, bin string, args ...string) *relayProcess {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// ip netns exec execs the relay in its place: same process, same fds.
+	p := &relayProcess{cmd: ns.Command(bin, args...), stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p.cmd.ExtraFiles = []*os.File{w} // fd 3
+	p.cmd.Env = append(os.Environ(), "RELAYBOX_READY_FD=3")
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // the relay holds the only write end: its exit means EOF
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	r.SetReadDeadline(time.Now().Add(20 * time.Second))
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "READY ") {
+		t.Fatalf("relay %v: READY line %q, %v; stderr:\n%s", args, line, err, p.stderr.String())
+	}
+	return p
+}
+
+// kill kills the relay as a crash would, and waits for it to be gone.
+func (p *relayProcess) kill(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(unix.SIGKILL)
+	p.wait(t)
+}
+
+// stop stops the relay with SIGTERM and checks it exits cleanly.
+func (p *relayProcess) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(unix.SIGTERM)
+	if err := p.wait(t); err != nil {
+		t.Errorf("relay after SIGTERM: %v, want exit 0; stderr:\n%s", err, p.stderr.String())
+	}
+}
+
+func (p *relayProcess) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("relay still running 10s after it was told to stop; stderr:\n%s", p.stderr.String())
+		return nil
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that a process's output copier and the
+// test can use at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestXDPPlane drives the data plane on maps another process pinned, as
+// on the appliance: a dead relay's bindings go at start, events come and
+// go in the kernel, status reads them back; reconcile keeps what it is
+// told to and rewrites half-written bindings; a bandwidth cap keeps
+// bindings out of the kernel.
+func TestXDPPlane(t *testing.T) {
+	nstest.RequireRoot(t)
+	dir := testPinDir(t)
+	p, err := bpf.Load(bpf.Config{ListenPort: 3478, PortMin: 40000, PortMax: 40999, PinDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	binding := func(port uint16, ch uint16) proto.Binding {
+		return proto.Binding{Client: netip.AddrPortFrom(clientIP4, port), Server: netip.AddrPortFrom(listenIP4, 3478), Channel: ch,
+			Relayed: netip.AddrPortFrom(relayIP6, 40000+port%1000), Peer: netip.AddrPortFrom(peerIP6, 5000)}
+	}
+	inKernel := func() []proto.Binding {
+		t.Helper()
+		stats, err := p.Bindings()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []proto.Binding
+		for _, s := range stats {
+			out = append(out, proto.Binding{Client: s.Client, Server: s.Server, Channel: s.Channel, Relayed: s.Relay, Peer: s.Peer})
+		}
+		return out
+	}
+	same := func(what string, got []proto.Binding, want ...proto.Binding) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: %v, want %v", what, got, want)
+		}
+	}
+	open := func(cfg Config) *xdpPlane {
+		t.Helper()
+		cfg.XDPMaps = dir
+		var log lockedBuffer
+		x, err := openXDP(&cfg, 3478, func(f func() error) error { return f() }, slog.New(slog.NewTextHandler(&log, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { x.Close() })
+		return x
+	}
+	cfg := testConfig(t, []netip.AddrPort{netip.AddrPortFrom(listenIP4, 3478)}, []netip.Addr{relayIP4, relayIP6})
+
+	dead := binding(1000, 0x4000)
+	if err := p.AddBinding(kernelBinding(dead)); err != nil {
+		t.Fatal(err)
+	}
+	x := open(cfg)
+	if st := x.DataPlaneStatus(nil); st.Counters["stale_bindings_removed"] != 1 || st.Installed != 0 || st.Mode != "xdp, attached by another process, maps in "+dir {
+		t.Errorf("after start: %+v, want the dead relay's binding removed", st)
+	}
+	same("after start", inKernel())
+
+	b := binding(1001, 0x4001)
+	for _, k := range []proto.EventKind{proto.BindingCreated, proto.BindingRefreshed} {
+		if err := x.Apply(proto.Event{Kind: k, Binding: b}); err != nil {
+			t.Fatalf("Apply(%v %v) = %v", k, b, err)
+		}
+		same("after "+k.String(), inKernel(), b)
+	}
+	st := x.DataPlaneStatus([]proto.Binding{b, dead})
+	if st.Installed != 1 || len(st.Bindings) != 1 || st.Bindings[0].Binding != b || !st.Bindings[0].LastSeen.IsZero() {
+		t.Errorf("status %+v, want %v installed, never used", st, b)
+	}
+	if err := x.Apply(proto.Event{Kind: proto.BindingDeleted, Binding: b}); err != nil {
+		t.Fatalf("Apply(deleted %v) = %v", b, err)
+	}
+	same("after binding-deleted", inKernel())
+
+	// reconcile: keep kept, rewrite half (one direction lost), add
+	// missing, remove gone.
+	kept, half, missing, gone := binding(1002, 0x4002), binding(1003, 0x4003), binding(1004, 0x4004), binding(1005, 0x4005)
+	for _, b := range []proto.Binding{kept, half, gone} {
+		if err := p.AddBinding(kernelBinding(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	halfOnly := kernelBinding(half)
+	halfOnly.Peer = netip.AddrPortFrom(peerIP6, 5999) // takes the ChannelData direction's key over
+	if err := p.AddBinding(halfOnly); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.RemoveBinding(halfOnly); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := x.reconcile([]proto.Binding{kept, half, missing})
+	if err != nil || removed != 2 {
+		t.Errorf("reconcile = %d, %v; want 2 removed (the gone one, the half one)", removed, err)
+	}
+	same("after reconcile", inKernel(), kept, half, missing)
+	for _, s := range mustBindings(t, p) {
+		if s.ToPeer == nil || s.ToClient == nil {
+			t.Errorf("after reconcile, %s has a direction missing", s.Binding)
+		}
+	}
+	x.Close()
+
+	// A bandwidth cap: nothing goes into the kernel.
+	cfg.Bandwidth = 1000
+	x = open(cfg)
+	if err := x.Apply(proto.Event{Kind: proto.BindingCreated, Binding: b}); err != nil {
+		t.Fatal(err)
+	}
+	same("with a bandwidth cap", inKernel())
+	if st := x.DataPlaneStatus(nil); !strings.Contains(st.Mode, "bindings held back: bandwidth cap") {
+		t.Errorf("mode %q, want it to say bindings are held back", st.Mode)
+	}
+}
+
+func mustBindings(t *testing.T, p *bpf.Program) []bpf.BindingStats {
+	t.Helper()
+	stats, err := p.Bindings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stats
+}
+
+// TestXDPAttachFails: a data plane that cannot be set up leaves the relay
+// serving in user space, with status saying why.
+func TestXDPAttachFails(t *testing.T) {
+	ns := nstest.New(t)
+	lo := netip.MustParseAddr("127.0.0.1")
+	cfg := testConfig(t, []netip.AddrPort{netip.AddrPortFrom(lo, 3478)}, []netip.Addr{lo})
+	cfg.XDP = []string{"nope0"}
+	r := startServer(t, cfg, Options{InNamespace: ns.Do})
+	st := r.Status(0).DataPlane
+	if st.Mode != "off" || !strings.Contains(st.Error, "attach xdp to nope0") {
+		t.Errorf("data plane %q, error %q; want off, and the attach error", st.Mode, st.Error)
+	}
+	var c *net.UDPConn
+	if err := ns.Do(func() (err error) {
+		c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: lo.AsSlice()})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	bindingRequest(t, c, r.listen[0]) // it serves
+}
