@@ -159,7 +159,7 @@ func ParseConfig(settings []relay.Setting) (Config, error) {
 		}
 	}
 	c.Net.RelayLink = c.Iface
-	c.Net.RelayPorts = netcfg.PortRange{First: 49152, Last: 65535}
+	c.Net.RelayPorts = netcfg.PortRange{First: c.Relay.PortMin, Last: c.Relay.PortMax}
 	if err := c.Net.Validate(); err != nil {
 		errs = append(errs, err)
 	}

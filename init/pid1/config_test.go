@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/relaybox/relaybox/bpf"
+	"github.com/relaybox/relaybox/netcfg"
 	"github.com/relaybox/relaybox/relay"
 )
 
@@ -172,5 +173,17 @@ func TestNetworkDefaults(t *testing.T) {
 	c, _ := parseCmdline("ip=198.18.0.2::198.18.0.1:255.255.255.0:box:eth0:off")
 	if got := c.Hostname(); got != "box" {
 		t.Errorf("Hostname() = %q, want box from ip=", got)
+	}
+}
+
+// The relay's allocation range is what the kernel's ephemeral ports keep
+// clear of, and what the XDP program treats as allocation ports.
+func TestRelayPortRange(t *testing.T) {
+	c, err := parseCmdline("relaybox.port-range=50000-50100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Net.RelayPorts, (netcfg.PortRange{First: 50000, Last: 50100}); got != want {
+		t.Errorf("Net.RelayPorts = %+v, want %+v", got, want)
 	}
 }

@@ -204,7 +204,7 @@ func (b *box) attachXDP() {
 		b.console.Logf("xdp: %v", err)
 		return
 	}
-	prog, err := bpf.Load(bpf.Config{ListenPort: port, PortMin: 49152, PortMax: 65535, PinDir: bpf.PinDir})
+	prog, err := bpf.Load(bpf.Config{ListenPort: port, PortMin: b.cfg.Relay.PortMin, PortMax: b.cfg.Relay.PortMax, PinDir: bpf.PinDir})
 	if err != nil {
 		b.console.Logf("xdp: %v", err)
 		return
