@@ -21,7 +21,7 @@ APPEND  ?=
 IMAGE   := $(OUT)/$(BOARD)/manifest.txt
 SOURCES := $(shell find init relay netcfg bpf image board -name '*.go' -o -name '*.c' -o -name '*.h' -o -name '*.conf') go.mod go.sum
 
-.PHONY: all build deps generate test fuzz image qemu qemu-usb bench clean
+.PHONY: all build deps generate test fuzz diff-long image qemu qemu-usb bench bench-go clean
 
 all: build
 
@@ -71,7 +71,18 @@ qemu: $(IMAGE)
 qemu-usb: $(IMAGE)
 	$(GO) run ./image/cmd/runqemu -dir $(OUT)/$(BOARD) -usb
 
+# Side-by-side benchmarks (bench/, as root, about 11 minutes): relaybox's XDP
+# and user-space paths, coturn and pion/turn on one namespace topology;
+# Program.Run per XDP path; kernel memory per binding; boot of the qemu board.
+# Writes bench/results.md and bench/results.svg. BENCHFLAGS=-quick: a short
+# development run, written to out/bench.
+BENCHFLAGS ?=
 bench: deps
+	$(MAKE) image BOARD=qemu
+	$(GO) run ./bench/cmd/relaybench -image $(OUT)/qemu $(BENCHFLAGS)
+
+# The Go micro-benchmarks: the TURN core, the relay's sockets, the XDP paths.
+bench-go: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./bpf ./relay/...
 
 clean:

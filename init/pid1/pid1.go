@@ -25,10 +25,6 @@ import (
 // relayPath is the relay binary in the initramfs (u-root's busybox).
 const relayPath = "/bbin/relay"
 
-// carrierTimeout bounds the wait for a cable: without one the box still
-// comes up, with the console, and says so.
-const carrierTimeout = 15 * time.Second
-
 // partitionWait bounds the wait for the RELAYBOX partition: USB sticks
 // enumerate a moment after their modules load, and a box without one (PXE)
 // should not wait long.
@@ -48,6 +44,8 @@ type box struct {
 	relayIface string
 	launch     launcher
 	reboot     func(cmd int) error
+	// started is when init began: its share of the boot, on the ready line.
+	started time.Time
 	// relayHeld says why the relay is not running, when it is not.
 	relayHeld string
 
@@ -78,7 +76,7 @@ func Main() {
 func run() {
 	// The console first, so every later step can report; /dev is not
 	// mounted yet, so this is the kernel's /dev/console from the initramfs.
-	b := &box{console: &console{outs: []*os.File{os.Stdout}}, reboot: unix.Reboot}
+	b := &box{console: &console{outs: []*os.File{os.Stdout}}, reboot: unix.Reboot, started: time.Now()}
 	mountAll(b.console.Logf)
 	raw, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
@@ -272,7 +270,8 @@ func (b *box) relayReady(addrs []string) {
 	first := false
 	b.readyOnce.Do(func() {
 		first = true
-		b.console.Println(fmt.Sprintf("relaybox: ready listen=%s %s", strings.Join(addrs, ","), b.xdpReport()))
+		b.console.Println(fmt.Sprintf("relaybox: ready listen=%s %s init=%.2fs",
+			strings.Join(addrs, ","), b.xdpReport(), time.Since(b.started).Seconds()))
 		if b.cfg.Dashboard {
 			b.startDashboard()
 		}
