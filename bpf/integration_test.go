@@ -17,7 +17,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/link"
 
 	"github.com/relaybox/relaybox/netcfg/nstest"
 )
@@ -95,26 +94,8 @@ func newKernelPath(t *testing.T) *kernelPath {
 			t.Fatal(err)
 		}
 	}
-	pass := xdpPassProgram(t)
-	for _, side := range []struct {
-		ns     *nstest.NS
-		ifname string
-	}{{k.clients, "a0"}, {k.peer, "c0"}} {
-		err := side.ns.Do(func() error {
-			iface, err := net.InterfaceByName(side.ifname)
-			if err != nil {
-				return err
-			}
-			l, err := link.AttachXDP(link.XDPOptions{Program: pass, Interface: iface.Index, Flags: link.XDPDriverMode})
-			if err == nil {
-				t.Cleanup(func() { l.Close() })
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatalf("attach xdp_pass to %s: %v", side.ifname, err)
-		}
-	}
+	k.clients.AttachXDPPass(t, "a0")
+	k.peer.AttachXDPPass(t, "c0")
 	return k
 }
 

@@ -19,9 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/link"
 	"github.com/pion/stun/v3"
 	"golang.org/x/sys/unix"
 
@@ -41,39 +38,9 @@ func xdpTopology(t *testing.T) *topology {
 		tp.relay.Sysctl(t, "net/ipv4/conf/"+l+"/forwarding", "1")
 		tp.relay.Sysctl(t, "net/ipv6/conf/"+l+"/forwarding", "1")
 	}
-	attachXDPPass(t, tp.client, "c0")
-	attachXDPPass(t, tp.peer, "p0")
+	tp.client.AttachXDPPass(t, "c0")
+	tp.peer.AttachXDPPass(t, "p0")
 	return tp
-}
-
-// attachXDPPass attaches, natively, an XDP program that passes every frame
-// to ifname in ns, until the test ends.
-func attachXDPPass(t *testing.T, ns *nstest.NS, ifname string) {
-	t.Helper()
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:         "xdp_pass",
-		Type:         ebpf.XDP,
-		License:      "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, int32(bpf.VerdictPass)), asm.Return()},
-	})
-	if err != nil {
-		t.Fatalf("load xdp_pass: %v", err)
-	}
-	t.Cleanup(func() { prog.Close() })
-	err = ns.Do(func() error {
-		iface, err := net.InterfaceByName(ifname)
-		if err != nil {
-			return err
-		}
-		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: iface.Index, Flags: link.XDPDriverMode})
-		if err == nil {
-			t.Cleanup(func() { l.Close() })
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatalf("attach xdp_pass to %s: %v", ifname, err)
-	}
 }
 
 // flowCount is what a relay has counted of relayed ChannelData flows: in

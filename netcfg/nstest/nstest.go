@@ -5,6 +5,7 @@ package nstest
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -12,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -153,5 +157,37 @@ func Veth(t testing.TB, a *NS, aName string, b *NS, bName string) {
 	}{{a, aName}, {b, bName}} {
 		side.ns.MustRun(t, "ip", "link", "set", side.name, "up")
 		side.ns.MustRun(t, "ethtool", "-K", side.name, "tx", "off")
+	}
+}
+
+// AttachXDPPass attaches, in native mode, an XDP program that passes every
+// frame to ifname until the test ends. A veth drops the frames that XDP on
+// its peer sends (XDP_TX) or redirects to it unless it has an XDP program of
+// its own: tests of a kernel path put this one on the far ends.
+func (n *NS) AttachXDPPass(t testing.TB, ifname string) {
+	t.Helper()
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "xdp_pass",
+		Type:         ebpf.XDP,
+		License:      "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* XDP_PASS */), asm.Return()},
+	})
+	if err != nil {
+		t.Fatalf("load xdp_pass: %v", err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	err = n.Do(func() error {
+		iface, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: iface.Index, Flags: link.XDPDriverMode})
+		if err == nil {
+			t.Cleanup(func() { l.Close() })
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("attach xdp_pass to %s in %s: %v", ifname, n.Name, err)
 	}
 }
