@@ -16,13 +16,15 @@ import (
 // modules.dep, so init needs no dependency resolution of its own.
 const modulesList = "/etc/relaybox/modules"
 
-// loadModules loads each listed module. A module that fails to load is
-// reported and skipped: the others, and the console, still come up.
-func loadModules(list, modulesDir string, logf func(string, ...any)) (loaded int) {
+// loadModules loads each listed module. A module whose hardware is absent
+// (ENODEV: a NIC driver on a box without that NIC, a CPU-specific crypto
+// module on another CPU) is skipped quietly; any other failure is reported
+// and skipped: the others, and the console, still come up.
+func loadModules(list, modulesDir string, logf func(string, ...any)) (loaded, absent int) {
 	f, err := os.Open(list)
 	if err != nil {
 		logf("modules: %v", err)
-		return 0
+		return 0, 0
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -31,13 +33,17 @@ func loadModules(list, modulesDir string, logf func(string, ...any)) (loaded int
 		if rel == "" || strings.HasPrefix(rel, "#") {
 			continue
 		}
-		if err := loadModule(filepath.Join(modulesDir, rel)); err != nil {
+		err := loadModule(filepath.Join(modulesDir, rel))
+		switch {
+		case errors.Is(err, unix.ENODEV):
+			absent++
+		case err != nil:
 			logf("module %s: %v", rel, err)
-			continue
+		default:
+			loaded++
 		}
-		loaded++
 	}
-	return loaded
+	return loaded, absent
 }
 
 func loadModule(path string) error {

@@ -94,8 +94,8 @@ func run() {
 	// (no carrier, an unreachable config URL) can still be looked at.
 	safeGo("console", func() { b.serveConsole(os.Stdin) })
 
-	n := loadModules("/"+modulesList, modulesDir(), b.console.Logf)
-	b.console.Logf("loaded %d kernel modules", n)
+	n, absent := loadModules("/"+modulesList, modulesDir(), b.console.Logf)
+	b.console.Logf("loaded %d kernel modules (%d for hardware this box lacks)", n, absent)
 
 	cfg, cfgErr := b.readConfig(params, nil)
 	b.cfg = cfg
