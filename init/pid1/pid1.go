@@ -46,6 +46,11 @@ type box struct {
 	reboot     func(cmd int) error
 	// started is when init began: its share of the boot, on the ready line.
 	started time.Time
+	// local are the settings of the image's file and the partition, read
+	// once: a config URL fetched later merges with them again.
+	local     [][]relay.Setting
+	localErr  error
+	localRead bool
 	// relayHeld says why the relay is not running, when it is not.
 	relayHeld string
 
@@ -117,9 +122,22 @@ func run() {
 	b.startRelay()
 }
 
-// local config sources, in order: the image's file, the RELAYBOX
-// partition; the kernel command line comes last and wins.
+// readConfig merges the config sources, later ones winning: the image's
+// file, the RELAYBOX partition, the URL's settings (nil before they are
+// fetched), the kernel command line.
 func (b *box) readConfig(params []Param, fromURL []relay.Setting) (Config, error) {
+	if !b.localRead {
+		b.local, b.localErr = b.localSettings()
+		b.localRead = true
+	}
+	layers := append(slices.Clone(b.local), fromURL, cmdlineSettings(params))
+	cfg, err := ParseConfig(relay.MergeSettings(layers...))
+	return cfg, errors.Join(b.localErr, err)
+}
+
+// localSettings reads the image's file and the RELAYBOX partition, one
+// layer each.
+func (b *box) localSettings() ([][]relay.Setting, error) {
 	var errs []error
 	baked, err := readConfigFile(bakedConfig, "image "+bakedConfig)
 	if err != nil {
@@ -128,11 +146,10 @@ func (b *box) readConfig(params []Param, fromURL []relay.Setting) (Config, error
 	part, dev, err := partitionConfig("/sys/class/block", partitionWait)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("config partition %s: %w", dev, err))
-	} else if dev != "" && fromURL == nil {
+	} else if dev != "" {
 		b.console.Logf("config: %d settings from %s on %s", len(part), partitionFile, dev)
 	}
-	cfg, err := ParseConfig(relay.MergeSettings(baked, part, fromURL, cmdlineSettings(params)))
-	return cfg, errors.Join(append(errs, err)...)
+	return [][]relay.Setting{baked, part}, errors.Join(errs...)
 }
 
 // fetchURLConfig fetches the config URL, retrying until it is reachable and
