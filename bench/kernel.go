@@ -260,7 +260,7 @@ func (b *Bench) kernelServer(run int, flows []*Flow, x *xdpProbe) error {
 // MAC-swap XDP_TX program on the relay's NIC instead of relaybox's, counted
 // as they come back to rr.
 func (b *Bench) macSwapFloor(run int) error {
-	prog, err := macSwapProgram()
+	prog, err := bpf.MACSwapProgram()
 	if err != nil {
 		return err
 	}

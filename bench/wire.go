@@ -160,40 +160,6 @@ func (w *Wire) program(mode wireMode) (*ebpf.Program, error) {
 	return p, nil
 }
 
-// macSwapProgram swaps the Ethernet addresses and sends the frame back out
-// (XDP_TX): the least a program that forwards can do, the floor the
-// kernel path is compared with.
-func macSwapProgram() (*ebpf.Program, error) {
-	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:    "bench_mac_swap",
-		Type:    ebpf.XDP,
-		License: "GPL",
-		Instructions: asm.Instructions{
-			asm.LoadMem(asm.R2, asm.R1, 0, asm.Word),
-			asm.LoadMem(asm.R3, asm.R1, 4, asm.Word),
-			asm.Mov.Reg(asm.R4, asm.R2),
-			asm.Add.Imm(asm.R4, 12),
-			asm.JGT.Reg(asm.R4, asm.R3, "pass"),
-			asm.LoadMem(asm.R5, asm.R2, 0, asm.Word),
-			asm.LoadMem(asm.R6, asm.R2, 4, asm.Half),
-			asm.LoadMem(asm.R7, asm.R2, 6, asm.Word),
-			asm.LoadMem(asm.R8, asm.R2, 10, asm.Half),
-			asm.StoreMem(asm.R2, 0, asm.R7, asm.Word),
-			asm.StoreMem(asm.R2, 4, asm.R8, asm.Half),
-			asm.StoreMem(asm.R2, 6, asm.R5, asm.Word),
-			asm.StoreMem(asm.R2, 10, asm.R6, asm.Half),
-			asm.Mov.Imm(asm.R0, int32(bpf.VerdictTX)),
-			asm.Return(),
-			asm.Mov.Imm(asm.R0, int32(bpf.VerdictPass)).WithSymbol("pass"),
-			asm.Return(),
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load the MAC-swap program: %w", err)
-	}
-	return p, nil
-}
-
 // genProgram is the in-kernel generator's program for one frame: it
 // writes head back over the start of the frame (the relay's program may
 // have rewritten it in place on the frame's last trip) and returns XDP_TX,

@@ -7,40 +7,14 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 )
 
-// macSwapProgram is the floor of the benchmark: swap the Ethernet
-// addresses and send the frame back (XDP_TX), the least a program that
-// forwards can do.
+// macSwapProgram loads MACSwapProgram for the benchmark.
 func macSwapProgram(t testing.TB) *ebpf.Program {
 	t.Helper()
-	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:    "xdp_mac_swap",
-		Type:    ebpf.XDP,
-		License: "GPL",
-		Instructions: asm.Instructions{
-			asm.LoadMem(asm.R2, asm.R1, 0, asm.Word), // data
-			asm.LoadMem(asm.R3, asm.R1, 4, asm.Word), // data_end
-			asm.Mov.Reg(asm.R4, asm.R2),
-			asm.Add.Imm(asm.R4, 12),
-			asm.JGT.Reg(asm.R4, asm.R3, "pass"),
-			asm.LoadMem(asm.R5, asm.R2, 0, asm.Word),
-			asm.LoadMem(asm.R6, asm.R2, 4, asm.Half),
-			asm.LoadMem(asm.R7, asm.R2, 6, asm.Word),
-			asm.LoadMem(asm.R8, asm.R2, 10, asm.Half),
-			asm.StoreMem(asm.R2, 0, asm.R7, asm.Word),
-			asm.StoreMem(asm.R2, 4, asm.R8, asm.Half),
-			asm.StoreMem(asm.R2, 6, asm.R5, asm.Word),
-			asm.StoreMem(asm.R2, 10, asm.R6, asm.Half),
-			asm.Mov.Imm(asm.R0, int32(VerdictTX)),
-			asm.Return(),
-			asm.Mov.Imm(asm.R0, int32(VerdictPass)).WithSymbol("pass"),
-			asm.Return(),
-		},
-	})
+	p, err := MACSwapProgram()
 	if err != nil {
-		t.Fatalf("load mac swap: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
 	return p
