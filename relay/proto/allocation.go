@@ -103,6 +103,23 @@ func (s *Server) lookup(ft fiveTuple, now time.Time, out *Output) *allocation {
 	return a
 }
 
+// requestAllocation is the allocation a Refresh, CreatePermission or
+// ChannelBind request acts on. Without one it answers 437 (Allocation
+// Mismatch), or 441 (Wrong Credentials) when another user holds it, and
+// returns nil.
+func (s *Server) requestAllocation(r *request) *allocation {
+	a := s.lookup(r.ft, r.now, r.out)
+	if a == nil {
+		s.errorResponse(r, 437)
+		return nil
+	}
+	if a.username != r.acct.Username {
+		s.errorResponse(r, 441)
+		return nil
+	}
+	return a
+}
+
 // handleAllocate implements RFC 8656 section 7.2, checks in its order.
 func (s *Server) handleAllocate(r *request) {
 	m := r.m
@@ -390,13 +407,8 @@ func (s *Server) unreserve(token [8]byte) {
 
 // handleRefresh implements RFC 8656 section 7.3.
 func (s *Server) handleRefresh(r *request) {
-	a := s.lookup(r.ft, r.now, r.out)
+	a := s.requestAllocation(r)
 	if a == nil {
-		s.errorResponse(r, 437)
-		return
-	}
-	if a.username != r.acct.Username {
-		s.errorResponse(r, 441)
 		return
 	}
 	family := -1 // both

@@ -11,13 +11,8 @@ import (
 // XOR-PEER-ADDRESS is checked before any is installed: one refused peer
 // fails the request and installs nothing.
 func (s *Server) handleCreatePermission(r *request) {
-	a := s.lookup(r.ft, r.now, r.out)
+	a := s.requestAllocation(r)
 	if a == nil {
-		s.errorResponse(r, 437)
-		return
-	}
-	if a.username != r.acct.Username {
-		s.errorResponse(r, 441)
 		return
 	}
 	n, added := 0, 0
@@ -65,13 +60,8 @@ func (s *Server) handleCreatePermission(r *request) {
 // handleChannelBind implements RFC 8656 section 11.2 (section 12 for the
 // rebinding rules).
 func (s *Server) handleChannelBind(r *request) {
-	a := s.lookup(r.ft, r.now, r.out)
+	a := s.requestAllocation(r)
 	if a == nil {
-		s.errorResponse(r, 437)
-		return
-	}
-	if a.username != r.acct.Username {
-		s.errorResponse(r, 441)
 		return
 	}
 	numV, ok := r.m.get(attrChannelNumber)
