@@ -201,6 +201,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	}
 	timerCtx, stopTimer := context.WithCancel(context.Background())
 	wg.Go(func() { s.runTimer(timerCtx) })
+	wg.Go(func() { s.runBandwidth(timerCtx) })
 	cleanup = append(cleanup, func() {
 		// Closing the epoll sets stops the workers.
 		for _, w := range s.workers {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/relaybox/relaybox/bpf"
 	"github.com/relaybox/relaybox/relay/proto"
@@ -27,10 +28,16 @@ type xdpPlane struct {
 	prog     *bpf.Program      // loaded by this relay; nil for pinned maps
 	attached []*bpf.Attachment // this relay's attachments, detached by Close
 	mode     string            // for status: "xdp eth0:native", ...
-	// hold, if not empty, says why bindings stay out of the kernel.
-	hold string
 	// stale counts the bindings of a dead relay removed at start.
 	stale int
+
+	// capped: a bandwidth cap is set, and the relay charges the kernel's
+	// relaying to the allocations (bandwidth.go). use is each binding's
+	// state for that, under the relay's state lock as Apply is.
+	capped    bool
+	use       map[proto.Binding]*kernelUse
+	suspended atomic.Int64  // bindings out of the kernel, over their cap
+	errs      atomic.Uint64 // bindings the cap could not move in or out
 
 	// mu keeps the relayed totals exact: a binding's traffic moves from
 	// the map to removed under it, and DataPlaneStatus reads both under
@@ -67,10 +74,7 @@ func openXDP(cfg *Config, listenPort uint16, inNamespace func(func() error) erro
 		log.Info("xdp: removed the bindings a previous relay left in the kernel", "bindings", n)
 	}
 	if cfg.Bandwidth > 0 {
-		x.hold = "bandwidth is capped, and only the user-space path enforces the cap"
-		x.mode += " (bindings held back: bandwidth cap)"
-		log.Warn("xdp: channel bindings stay out of the kernel, so every datagram takes the user-space path: " +
-			x.hold + "; set bandwidth = 0 to use the kernel path")
+		x.capped, x.use = true, map[proto.Binding]*kernelUse{}
 	}
 	return x, nil
 }
@@ -132,23 +136,41 @@ func kernelBinding(b proto.Binding) bpf.Binding {
 	return bpf.Binding{Client: b.Client, Server: b.Server, Channel: b.Channel, Relay: b.Relayed, Peer: b.Peer}
 }
 
-// Apply writes a binding into the maps or removes it, keeping the traffic
-// of a removed binding for the totals.
+// Apply writes a binding into the maps or removes it. A binding whose
+// allocation is over its bandwidth cap stays out until enforce puts it
+// back.
 func (x *xdpPlane) Apply(e proto.Event) error {
 	switch e.Kind {
 	case proto.BindingCreated, proto.BindingRefreshed:
-		if x.hold != "" {
-			return nil
+		if x.capped {
+			if u := x.use[e.Binding]; u == nil {
+				x.use[e.Binding] = &kernelUse{}
+			} else if u.suspended {
+				return nil
+			}
 		}
 		return x.maps.AddBinding(kernelBinding(e.Binding))
 	case proto.BindingDeleted:
-		x.mu.Lock()
-		defer x.mu.Unlock()
-		s, err := x.maps.RemoveBindingStats(kernelBinding(e.Binding))
-		addTraffic(&x.removed, s)
+		if u := x.use[e.Binding]; u != nil {
+			delete(x.use, e.Binding)
+			if u.suspended {
+				x.suspended.Add(-1)
+				return nil
+			}
+		}
+		_, err := x.remove(e.Binding)
 		return err
 	}
 	return nil
+}
+
+// remove takes b out of the maps, keeping its traffic for the totals.
+func (x *xdpPlane) remove(b proto.Binding) (bpf.BindingStats, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	s, err := x.maps.RemoveBindingStats(kernelBinding(b))
+	addTraffic(&x.removed, s)
+	return s, err
 }
 
 // addTraffic adds a binding's traffic to totals (to peer, to client).
@@ -199,6 +221,10 @@ func (x *xdpPlane) reconcile(hold []proto.Binding) (removed int, err error) {
 // bindings asked about.
 func (x *xdpPlane) DataPlaneStatus(list []proto.Binding) DataPlaneStatus {
 	st := DataPlaneStatus{Mode: x.mode, Counters: map[string]uint64{"stale_bindings_removed": uint64(x.stale)}}
+	if x.capped {
+		st.Counters["bandwidth_suspended_bindings"] = uint64(max(x.suspended.Load(), 0))
+		st.Counters["bandwidth_errors"] = x.errs.Load()
+	}
 	var errs []error
 
 	x.mu.Lock()

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -587,8 +588,9 @@ func (b *lockedBuffer) String() string {
 // TestXDPPlane drives the data plane on maps another process pinned, as
 // on the appliance: a dead relay's bindings go at start, events come and
 // go in the kernel, status reads them back; reconcile keeps what it is
-// told to and rewrites half-written bindings; a bandwidth cap keeps
-// bindings out of the kernel.
+// told to and rewrites half-written bindings; with a bandwidth cap,
+// enforce charges what the kernel relayed and moves the bindings of an
+// allocation over its cap out of the kernel and back.
 func TestXDPPlane(t *testing.T) {
 	nstest.RequireRoot(t)
 	dir := testPinDir(t)
@@ -686,16 +688,55 @@ func TestXDPPlane(t *testing.T) {
 	}
 	x.Close()
 
-	// A bandwidth cap: nothing goes into the kernel.
+	// A bandwidth cap: bindings go into the kernel, and enforce charges
+	// the growth of their counters, moving them out while their
+	// allocation is over its cap and back once it is not.
 	cfg.Bandwidth = 1000
 	x = open(cfg)
 	if err := x.Apply(proto.Event{Kind: proto.BindingCreated, Binding: b}); err != nil {
 		t.Fatal(err)
 	}
-	same("with a bandwidth cap", inKernel())
-	if st := x.DataPlaneStatus(nil); !strings.Contains(st.Mode, "bindings held back: bandwidth cap") {
-		t.Errorf("mode %q, want it to say bindings are held back", st.Mode)
+	same("with a bandwidth cap", inKernel(), b)
+	type charged struct {
+		b proto.Binding
+		n uint64
 	}
+	var got []charged
+	enforce := func(used uint64, within bool) {
+		t.Helper()
+		x.enforce(map[bpf.Binding]uint64{kernelBinding(b): used}, func(b proto.Binding, n uint64) bool {
+			got = append(got, charged{b, n})
+			return within
+		})
+	}
+	suspended := func() uint64 { return x.DataPlaneStatus(nil).Counters["bandwidth_suspended_bindings"] }
+	enforce(300, true)
+	enforce(1000, true)
+	enforce(1000, false) // over the cap: out of the kernel, the rest charged (none relayed since)
+	same("over the cap", inKernel())
+	if suspended() != 1 {
+		t.Errorf("suspended bindings = %d, want 1", suspended())
+	}
+	if err := x.Apply(proto.Event{Kind: proto.BindingRefreshed, Binding: b}); err != nil {
+		t.Fatal(err)
+	}
+	same("refreshed over the cap", inKernel())
+	enforce(5000, false) // out of the kernel, counters not read
+	enforce(0, true)     // paid back: in again, fresh counters
+	same("paid back", inKernel(), b)
+	enforce(40, true)
+	want := []charged{{b, 300}, {b, 700}, {b, 0}, {b, 0}, {b, 0}, {b, 0}, {b, 40}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("charged %v, want %v", got, want)
+	}
+	enforce(40, false)
+	if err := x.Apply(proto.Event{Kind: proto.BindingDeleted, Binding: b}); err != nil {
+		t.Fatal(err)
+	}
+	if suspended() != 0 || len(x.use) != 0 {
+		t.Errorf("after deleting a suspended binding: %d suspended, %d tracked; want none", suspended(), len(x.use))
+	}
+	same("deleted while suspended", inKernel())
 }
 
 func mustBindings(t *testing.T, p *bpf.Program) []bpf.BindingStats {
@@ -728,4 +769,81 @@ func TestXDPAttachFails(t *testing.T) {
 	}
 	defer c.Close()
 	bindingRequest(t, c, r.listen[0]) // it serves
+}
+
+// TestXDPBandwidth: with a bandwidth cap, a client that sends ten times
+// its cap through a channel in the kernel gets about its cap through over
+// time: the kernel relays until the relay charges it and finds the
+// allocation over its cap, the user-space path drops the excess until the
+// debt is paid, and once the client goes quiet its binding is back in the
+// kernel. The bounds leave room for a poll interval's overshoot and a
+// slow machine; without the cap's enforcement ten times as much arrives.
+func TestXDPBandwidth(t *testing.T) {
+	tp := xdpTopology(t)
+	const capBps = 100_000 // bytes per second; the burst is as much again
+	r := tp.startRelay(t, 3478, nil, "xdp", "r0,r1", "xdp-mode", "native", "bandwidth", strconv.Itoa(capBps))
+	sink := udpConn(t, tp.peer.Do, netip.AddrPortFrom(peerIP4, 5001))
+	var received atomic.Uint64
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, err := sink.Read(buf)
+			if err != nil {
+				return
+			}
+			received.Add(uint64(n))
+		}
+	}()
+	rc := newRawClient(t, udpConn(t, tp.client.Do, netip.AddrPortFrom(clientIP4, 0)), netip.AddrPortFrom(listenIP4, 3478), testUser, testPass)
+	rc.allocate()
+	mustSucceed(t, rc.do(stun.MethodChannelBind, peerAttr(sink.LocalAddr().(*net.UDPAddr).AddrPort()), channelNumber(0x4100)))
+	msg := channelData(0x4100, make([]byte, 1000))
+
+	// Ten times the cap for two seconds: 2 MB offered, paced.
+	const (
+		seconds = 2
+		rate    = 10 * capBps / 1000 // datagrams per second
+	)
+	start := time.Now()
+	for i := range seconds * rate {
+		rc.send(msg)
+		if ahead := time.Duration(i+1)*time.Second/rate - time.Since(start); ahead > 0 {
+			time.Sleep(ahead)
+		}
+	}
+	elapsed := time.Since(start)
+	time.Sleep(50 * time.Millisecond) // the last in flight
+	got := received.Load()
+	allowed := capBps + uint64(elapsed.Seconds()*capBps) // burst + cap × time
+	// What the kernel may relay before a poll sees it: one poll interval,
+	// doubled for a late poll, at the offered rate.
+	overshoot := uint64(2 * bandwidthPoll.Seconds() * 10 * capBps)
+	st := r.Status(0)
+	kernel := st.DataPlane.Reasons[bpf.ReasonTX.String()].Packets + st.DataPlane.Reasons[bpf.ReasonRedirect.String()].Packets
+	t.Logf("offered %d B in %v: %d B reached the peer (cap allows %d), %d datagrams relayed in the kernel, %d dropped over the cap in user space",
+		seconds*rate*1000, elapsed.Round(time.Millisecond), got, allowed, kernel, st.Dropped["bandwidth"])
+	if got > allowed+overshoot || got < allowed/2 {
+		t.Errorf("%d bytes reached the peer, want about the %d the cap allows (at most %d more)", got, allowed, overshoot)
+	}
+	if kernel == 0 || st.Dropped["bandwidth"] == 0 {
+		t.Errorf("kernel relayed %d, user space dropped %d over the cap; want both", kernel, st.Dropped["bandwidth"])
+	}
+
+	// Quiet: the debt is paid within seconds and the binding goes back.
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Status(0).DataPlane.Counters["bandwidth_suspended_bindings"] != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the binding is still out of the kernel 10 s after the client went quiet")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	before := r.flowCount()
+	for range 10 {
+		rc.send(msg)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if after := r.flowCount(); after.kernel-before.kernel != 10 || after.toPeer != before.toPeer {
+		t.Errorf("10 datagrams after the debt was paid: %d relayed in the kernel, %d in user space; want all in the kernel",
+			after.kernel-before.kernel, after.toPeer-before.toPeer)
+	}
 }

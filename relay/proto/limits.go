@@ -14,15 +14,27 @@ type bucket struct {
 // take refills b for the time since it was last used and takes n tokens
 // if it has them.
 func (b *bucket) take(n float64, now time.Time, rate, burst float64) bool {
-	if dt := now.Sub(b.last); dt > 0 {
-		b.tokens = min(burst, b.tokens+dt.Seconds()*rate)
-		b.last = now
-	}
+	b.refill(now, rate, burst)
 	if b.tokens < n {
 		return false
 	}
 	b.tokens -= n
 	return true
+}
+
+// charge refills b and takes n tokens whether it has them or not: what was
+// already relayed cannot be refused, only paid back. The debt has no
+// floor, so a cap holds over time however fast the overdraft came.
+func (b *bucket) charge(n float64, now time.Time, rate, burst float64) {
+	b.refill(now, rate, burst)
+	b.tokens -= n
+}
+
+func (b *bucket) refill(now time.Time, rate, burst float64) {
+	if dt := now.Sub(b.last); dt > 0 {
+		b.tokens = min(burst, b.tokens+dt.Seconds()*rate)
+		b.last = now
+	}
 }
 
 // bandwidthBurst is the bytes an allocation may relay at once: one
@@ -42,6 +54,25 @@ func (s *Server) takeBandwidth(a *allocation, n int, now time.Time) bool {
 		return false
 	}
 	return true
+}
+
+// ChargeRelayed charges n bytes that a data plane relayed for b (the XDP
+// program, out of the core's sight) to the bandwidth of b's allocation, in
+// debt if need be, and reports whether that allocation is within its cap
+// at now. False means its bindings should leave that data plane until the
+// debt is paid back at the cap's rate: its traffic then takes the
+// user-space path, where the cap drops what does not fit. True without a
+// cap, and for an allocation that is gone.
+func (s *Server) ChargeRelayed(b Binding, n uint64, now time.Time) bool {
+	if s.cfg.Bandwidth == 0 {
+		return true
+	}
+	a := s.byRelayed[unmapAddrPort(b.Relayed)]
+	if a == nil {
+		return true
+	}
+	a.bucket.charge(float64(n), now, float64(s.cfg.Bandwidth), s.bandwidthBurst())
+	return a.bucket.tokens > 0
 }
 
 // source is what the relay remembers about a source address that sends

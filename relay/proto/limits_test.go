@@ -212,6 +212,59 @@ func TestBandwidth(t *testing.T) {
 	}
 }
 
+// TestChargeRelayed: what another data plane relayed is charged to the
+// allocation's bandwidth, past the cap as a debt that only time pays back,
+// while the user-space path relays nothing until it is paid.
+func TestChargeRelayed(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Bandwidth = 100_000 })
+	c := h.alice()
+	c.mustAllocate()
+	c.bind(0x4000, peer1)
+	var b Binding
+	for b = range h.s.Bindings() {
+	}
+	data := make([]byte, 1000)
+
+	steps := []struct {
+		advance time.Duration
+		charge  uint64
+		want    bool
+	}{
+		{0, 60_000, true},                   // within the one-second burst of 100 000
+		{0, 40_000, false},                  // exactly used up: nothing left
+		{0, 250_000, false},                 // 250 000 in debt
+		{time.Second, 0, false},             // 150 000 in debt
+		{1500 * time.Millisecond, 0, false}, // paid back, nothing left
+		{10 * time.Millisecond, 0, true},    // 1000 to spend
+		{time.Minute, 150_000, false},       // refilled to the burst only: 50 000 in debt
+		{501 * time.Millisecond, 0, true},   // paid back, 100 left
+		{10 * time.Second, 0, true},         // idle
+		{0, 99_000, true},                   // 1000 left of the burst
+	}
+	for i, st := range steps {
+		h.advance(st.advance)
+		if got := h.s.ChargeRelayed(b, st.charge, h.now); got != st.want {
+			t.Errorf("step %d: after %v, ChargeRelayed(%d) = %v, want %v", i, st.advance, st.charge, got, st.want)
+		}
+	}
+	if n := len(c.channelData(0x4000, data)); n != 1 {
+		t.Errorf("1000 bytes with 1000 left: %d relayed in user space, want 1", n)
+	}
+	if n := len(c.channelData(0x4000, data)); n != 0 {
+		t.Errorf("1000 more with none left: %d relayed in user space, want 0", n)
+	}
+
+	gone := b
+	gone.Relayed = netip.AddrPortFrom(relay4, 1)
+	if !h.s.ChargeRelayed(gone, 1<<30, h.now) {
+		t.Error("ChargeRelayed for no allocation = false, want true")
+	}
+	uncapped := newHarness(t, nil)
+	if !uncapped.s.ChargeRelayed(b, 1<<40, uncapped.now) {
+		t.Error("ChargeRelayed without a cap = false, want true")
+	}
+}
+
 // TestHostilePeersThroughTheCore: the policy's hostile table, as a client
 // would try it, in both encodings of XOR-PEER-ADDRESS.
 func TestHostilePeersThroughTheCore(t *testing.T) {
