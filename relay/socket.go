@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -31,6 +32,11 @@ type socket struct {
 	// IPV6_PKTINFO, and set the same way as the source of answers.
 	listen, wildcard bool
 	worker           *worker
+	// gro: UDP_GRO is on, a read may hold several datagrams (offload.go).
+	gro bool
+	// gsoMax is the largest datagram sends join into GSO messages; 0 when
+	// they do not (off, or refused by the kernel).
+	gsoMax atomic.Int32
 }
 
 // socketOptions say how to open a socket.
@@ -116,7 +122,9 @@ func openSocket(local netip.AddrPort, o socketOptions) (*socket, error) {
 		return nil, err
 	}
 	ok = true
-	return &socket{file: f, rc: rc, fd: fd, local: bound, listen: o.listen, wildcard: wildcard}, nil
+	sk := &socket{file: f, rc: rc, fd: fd, local: bound, listen: o.listen, wildcard: wildcard}
+	sk.setOffload(fd)
+	return sk, nil
 }
 
 func sockaddr(a netip.AddrPort) unix.Sockaddr {

@@ -38,6 +38,10 @@ type worker struct {
 
 	// Counters the core cannot see, read by Status.
 	sendErrors, unroutable atomic.Uint64
+	// UDP offload (offload.go): reads that were GRO-joined and the
+	// datagrams in them; datagrams sent as GSO segments beyond the first
+	// of their message; GSO messages the kernel refused.
+	groReads, groDatagrams, gsoDatagrams, gsoRefused atomic.Uint64
 }
 
 func newWorker(s *Server) (*worker, error) {
@@ -143,31 +147,47 @@ func (w *worker) serve(sk *socket) {
 	}
 }
 
-// handle gives the n datagrams of w.recv to the core, then sends what it
-// answered.
+// handle gives the n messages of w.recv to the core, each datagram of a
+// GRO read on its own, then sends what it answered.
 func (w *worker) handle(sk *socket, n int) {
 	s := w.s
 	now := time.Now()
 	s.mu.Lock()
 	for i := range n {
 		pkt, from := w.recv.packet(i), w.recv.from(i)
-		switch {
-		case !sk.listen:
-			s.core.HandlePeer(pkt, from, sk.local, now, &w.out)
-		case sk.wildcard:
-			to := w.recv.to(i, sk.local.Port())
-			if !to.IsValid() {
-				w.unroutable.Add(1) // no IP_PKTINFO: cannot happen, but never guess
-				continue
-			}
-			s.core.HandleClient(pkt, from, to, now, &w.out)
-		default:
-			s.core.HandleClient(pkt, from, sk.local, now, &w.out)
+		local, segment := w.recv.control(i, sk.local.Port())
+		if !sk.wildcard {
+			local = sk.local
+		} else if !local.IsValid() {
+			w.unroutable.Add(1) // no IP_PKTINFO: cannot happen, but never guess
+			continue
+		}
+		if segment <= 0 || segment >= len(pkt) {
+			w.deliver(sk, pkt, from, local, now)
+			continue
+		}
+		// A GRO read: its datagrams, each with a capacity that ends
+		// where it does.
+		w.groReads.Add(1)
+		w.groDatagrams.Add(uint64((len(pkt) + segment - 1) / segment))
+		for off := 0; off < len(pkt); off += segment {
+			end := min(off+segment, len(pkt))
+			w.deliver(sk, pkt[off:end:end], from, local, now)
 		}
 	}
 	s.afterCore(w, &w.out)
 	s.mu.Unlock()
 	w.transmit(&w.out)
+}
+
+// deliver gives one datagram that came to local on sk to the core, with
+// the server locked.
+func (w *worker) deliver(sk *socket, pkt []byte, from, local netip.AddrPort, now time.Time) {
+	if sk.listen {
+		w.s.core.HandleClient(pkt, from, local, now, &w.out)
+	} else {
+		w.s.core.HandlePeer(pkt, from, local, now, &w.out)
+	}
 }
 
 // route finds, with the server locked, the socket to send each transmit
@@ -180,20 +200,30 @@ func (w *worker) route(out *proto.Output) {
 }
 
 // transmit sends out's transmits from the sockets route chose, one
-// sendmmsg per run of transmits from the same socket, then resets out.
-// The payloads may point into w.recv: it is not read again before this
-// returns.
+// sendmmsg per run of transmits from the same socket (GSO messages where
+// the socket allows), then resets out. The payloads may point into
+// w.recv: it is not read again before this returns.
 func (w *worker) transmit(out *proto.Output) {
 	var cur *socket
+	b := w.send
 	flush := func() {
-		if cur != nil && w.send.n > 0 {
-			if err := cur.rc.Write(w.send.fn); err != nil {
-				w.sendErrors.Add(uint64(w.send.n)) // closed under us
-			} else if w.send.errors > 0 {
-				w.sendErrors.Add(uint64(w.send.errors))
+		if cur != nil && b.n > 0 {
+			if err := cur.rc.Write(b.fn); err != nil {
+				w.sendErrors.Add(uint64(b.nd)) // closed under us
+			} else {
+				if b.errors > 0 {
+					w.sendErrors.Add(uint64(b.errors))
+				}
+				if b.gsoErr != nil {
+					cur.gsoRefused(b.gsoErr, b.gsoSegment)
+					w.gsoRefused.Add(1)
+				}
+				if joined := b.nd - b.n - b.resent; joined > 0 {
+					w.gsoDatagrams.Add(uint64(joined))
+				}
 			}
 		}
-		w.send.reset()
+		b.reset()
 	}
 	for i, t := range out.Transmits {
 		sk := w.via[i]
@@ -201,15 +231,16 @@ func (w *worker) transmit(out *proto.Output) {
 			w.unroutable.Add(1)
 			continue
 		}
-		if sk != cur || w.send.n == batchSize {
-			flush()
-			cur = sk
-		}
 		var from netip.AddrPort
 		if sk.wildcard {
 			from = t.From
 		}
-		w.send.add(t.Payload, t.To, from)
+		if sk != cur || !b.add(t.Payload, t.To, from) {
+			flush()
+			cur = sk
+			b.segmentMax = int(sk.gsoMax.Load())
+			b.add(t.Payload, t.To, from)
+		}
 		w.via[i] = nil
 	}
 	flush()
