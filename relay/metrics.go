@@ -32,6 +32,9 @@ import (
 //	relaybox_refused_peers_total{verdict}        peer addresses the policy refused, by verdict
 //	relaybox_port_bind_failures_total            allocation ports that could not be opened
 //	relaybox_send_errors_total                   datagrams the kernel would not send
+//	relaybox_gro_reads_total, _gro_datagrams_total  reads that held several datagrams (UDP GRO), and those datagrams
+//	relaybox_gso_datagrams_total                 datagrams sent as UDP GSO segments after their message's first
+//	relaybox_gso_refused_total                   GSO messages the kernel refused (resent one by one)
 //	relaybox_data_plane_errors_total             bindings the data plane refused
 //	relaybox_data_plane_info{mode}               1, labelled with the data plane's mode
 //	relaybox_data_plane_installed_bindings       channel bindings the data plane (the kernel) holds now
@@ -62,6 +65,10 @@ var (
 	descRefused     = prometheus.NewDesc("relaybox_refused_peers_total", "Peer addresses refused by the peer policy, by verdict.", []string{"verdict"}, nil)
 	descBindFail    = prometheus.NewDesc("relaybox_port_bind_failures_total", "Allocation ports that could not be opened.", nil, nil)
 	descSendErr     = prometheus.NewDesc("relaybox_send_errors_total", "Datagrams the kernel would not send.", nil, nil)
+	descGROReads    = prometheus.NewDesc("relaybox_gro_reads_total", "Reads that held several datagrams joined by UDP GRO.", nil, nil)
+	descGRODgrams   = prometheus.NewDesc("relaybox_gro_datagrams_total", "Datagrams received in reads joined by UDP GRO.", nil, nil)
+	descGSODgrams   = prometheus.NewDesc("relaybox_gso_datagrams_total", "Datagrams sent as UDP GSO segments after their message's first.", nil, nil)
+	descGSORefused  = prometheus.NewDesc("relaybox_gso_refused_total", "UDP GSO messages the kernel refused; their datagrams were sent one by one.", nil, nil)
 	descPlaneErr    = prometheus.NewDesc("relaybox_data_plane_errors_total", "Bindings the data plane refused.", nil, nil)
 	descPlaneInfo   = prometheus.NewDesc("relaybox_data_plane_info", "1, labelled with the data plane's mode.", []string{"mode"}, nil)
 	descPlaneBind   = prometheus.NewDesc("relaybox_data_plane_installed_bindings", "Channel bindings the data plane holds now.", nil, nil)
@@ -115,6 +122,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descBindFail, st.BindFailures)
 	counter(descSendErr, st.SendErrors)
+	counter(descGROReads, st.Offload.GROReads)
+	counter(descGRODgrams, st.Offload.GRODatagrams)
+	counter(descGSODgrams, st.Offload.GSODatagrams)
+	counter(descGSORefused, st.Offload.GSORefused)
 	counter(descPlaneErr, st.DataPlaneErrs)
 	gauge(descPlaneInfo, 1, st.DataPlane.Mode)
 	gauge(descPlaneBind, float64(st.DataPlane.Installed))

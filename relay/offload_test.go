@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -61,15 +63,10 @@ func newOffloadRig(t *testing.T, tp *topology) *offloadRig {
 	return &offloadRig{tp: tp, r: r, rc: rc, sink: sink, relayed: relayed[0]}
 }
 
-// counters sums the relay's offload counters over its workers.
+// counters reads the relay's offload counters as relay status shows them.
 func (o *offloadRig) counters() (groReads, groDatagrams, gsoDatagrams, gsoRefused uint64) {
-	for _, w := range o.r.workers {
-		groReads += w.groReads.Load()
-		groDatagrams += w.groDatagrams.Load()
-		gsoDatagrams += w.gsoDatagrams.Load()
-		gsoRefused += w.gsoRefused.Load()
-	}
-	return
+	off := o.r.Status(0).Offload
+	return off.GROReads, off.GRODatagrams, off.GSODatagrams, off.GSORefused
 }
 
 // numbered is a datagram of n bytes that says which it is: its number,
@@ -224,6 +221,19 @@ func TestGRO(t *testing.T) {
 			t.Errorf("no GRO read counted on the allocation socket")
 		}
 	})
+
+	// What relay status and /metrics say of it.
+	reads, dgrams, _, _ := o.counters()
+	var text bytes.Buffer
+	o.r.Status(0).WriteText(&text, time.Now())
+	rec := httptest.NewRecorder()
+	o.r.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if want := fmt.Sprintf("GRO %d datagrams in %d reads", dgrams, reads); !strings.Contains(text.String(), want) {
+		t.Errorf("relay status:\n%s\nwant it to contain %q", text.String(), want)
+	}
+	if got := metricValue(t, rec.Body.String(), "relaybox_gro_reads_total"); got != reads {
+		t.Errorf("relaybox_gro_reads_total = %d, want %d", got, reads)
+	}
 }
 
 // TestGSO: datagrams the relay sends as GSO segments reach the peer as

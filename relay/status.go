@@ -41,11 +41,21 @@ type Status struct {
 	AuthFailures     uint64                   `json:"auth_failures"`
 	BindFailures     uint64                   `json:"bind_failures"`
 	SendErrors       uint64                   `json:"send_errors"`
+	// Offload counts the user-space path's UDP offloads (offload.go).
+	Offload Offload `json:"offload"`
 
 	// AllocationList lists allocations, at most the number asked for;
 	// BindingList the data plane's bindings, likewise.
 	AllocationList []AllocationStatus `json:"allocation_list"`
 	BindingList    []proto.Binding    `json:"binding_list"`
+}
+
+// Offload is what UDP GRO and GSO did on the user-space path.
+type Offload struct {
+	GROReads     uint64 `json:"gro_reads"`     // reads that held several datagrams
+	GRODatagrams uint64 `json:"gro_datagrams"` // the datagrams in them
+	GSODatagrams uint64 `json:"gso_datagrams"` // datagrams sent as segments after their message's first
+	GSORefused   uint64 `json:"gso_refused"`   // GSO messages the kernel refused, resent one by one
 }
 
 // AllocationStatus is one allocation in a Status.
@@ -78,6 +88,10 @@ func (s *Server) Status(limit int) Status {
 	}
 	for _, w := range s.workers {
 		st.SendErrors += w.sendErrors.Load()
+		st.Offload.GROReads += w.groReads.Load()
+		st.Offload.GRODatagrams += w.groDatagrams.Load()
+		st.Offload.GSODatagrams += w.gsoDatagrams.Load()
+		st.Offload.GSORefused += w.gsoRefused.Load()
 	}
 
 	s.mu.Lock()
@@ -186,6 +200,8 @@ func (st Status) WriteText(w io.Writer, now time.Time) error {
 	p("dropped\t%s", counts(st.Dropped))
 	p("refused peers\t%s", counts(st.RefusedPeers))
 	p("send errors\t%d; ports refused %d", st.SendErrors, st.BindFailures)
+	o := st.Offload
+	p("udp offload\tGRO %d datagrams in %d reads; GSO %d datagrams joined, %d messages refused", o.GRODatagrams, o.GROReads, o.GSODatagrams, o.GSORefused)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
