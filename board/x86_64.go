@@ -7,7 +7,7 @@ import "slices"
 // firmware those drivers ask for; the hardware that is absent costs only
 // initramfs bytes. Serial-over-LAN is ttyS1 on most BMCs (iDRAC, iLO,
 // Supermicro) and ttyS0 on the rest: the console goes to both, and to the
-// screen.
+// screen. The chipset's TCO watchdog keeps a hung box from sitting dead.
 func init() {
 	register(Board{
 		Name: "x86-64",
@@ -24,6 +24,16 @@ func init() {
 			"bnxt_en",      // Broadcom NetXtreme-C/E
 			"bnx2x", "tg3", // Broadcom NetXtreme II 10G, and the 1G of many boards' LOMs
 			"8021q", // the vlan key's 802.1Q links
+			// The chipset's watchdog, which init arms and pings. Intel's
+			// TCO (iTCO_wdt) is a function of the PCH that no bus
+			// enumerates: the driver binds to a platform device that
+			// lpc_ich creates on ICH and older PCHs (QEMU's q35 too) and
+			// i2c_i801 on Sunrise Point (Skylake) and later. There is no
+			// modprobe to load those by their PCI aliases: unlisted,
+			// iTCO_wdt loads and finds nothing. AMD's FCH TCO
+			// (sp5100_tco) probes the PCI bus itself.
+			"lpc_ich", "i2c_i801", "iTCO_wdt",
+			"sp5100_tco",
 		}, bootMedium),
 		Firmware: []Package{
 			// ice's intel/ice/ddp/ice.pkg and tg3's tigon/*: without the

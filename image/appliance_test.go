@@ -67,7 +67,13 @@ func buildImage(t *testing.T) image.Artifacts {
 }
 
 func buildInto(dir string) (image.Artifacts, error) {
-	b, err := board.Lookup("qemu")
+	return buildBoardInto("qemu", dir)
+}
+
+// buildBoardInto builds the named board into dir as buildImage builds the
+// qemu board: the shared package cache, testConfig, the static ip=.
+func buildBoardInto(name, dir string) (image.Artifacts, error) {
+	b, err := board.Lookup(name)
 	if err != nil {
 		return image.Artifacts{}, err
 	}

@@ -6,7 +6,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -188,17 +190,35 @@ func serveDHCP(t *testing.T, ns *nstest.NS, bootFile string) {
 	t.Cleanup(func() { srv.Close() })
 }
 
-// serveTFTP serves the files in dir by TFTP on the host side of tap0.
-// Replies come from port 69 itself (single-port mode): a per-transfer
-// socket would be opened outside the namespace, on whatever thread the
-// library's goroutine runs.
-func serveTFTP(t *testing.T, ns *nstest.NS, dir string) {
+// serveTFTP serves the files in dir by TFTP on the host side of tap0, and
+// returns a function that lists the names asked for so far. Replies come
+// from port 69 itself (single-port mode): a per-transfer socket would be
+// opened outside the namespace, on whatever thread the library's
+// goroutine runs.
+func serveTFTP(t *testing.T, ns *nstest.NS, dir string) (asked func() []string) {
 	t.Helper()
 	srv, err := tftp.NewServer(hostAddr+":69", tftp.ServerSinglePort(true), tftp.ServerNet("udp4"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.ReadHandler(tftp.FileServer(dir))
+	var (
+		mu    sync.Mutex
+		names []string
+	)
+	files := tftp.FileServer(dir)
+	srv.ReadHandler(tftp.ReadHandlerFunc(func(r tftp.ReadRequest) {
+		mu.Lock()
+		names = append(names, r.Name())
+		mu.Unlock()
+		// PXELINUX asks for configs named after the client's MAC and
+		// address before pxelinux.cfg/default: answer those without the
+		// file server's log line for each.
+		if _, err := os.Stat(filepath.Join(dir, filepath.Clean("/"+r.Name()))); err != nil {
+			r.WriteError(tftp.ErrCodeFileNotFound, "no such file")
+			return
+		}
+		files.ServeTFTP(r)
+	}))
 	var conn *net.UDPConn
 	if err := ns.Do(func() error {
 		var err error
@@ -209,4 +229,9 @@ func serveTFTP(t *testing.T, ns *nstest.NS, dir string) {
 	}
 	go srv.Serve(conn)
 	t.Cleanup(func() { srv.Close() })
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(names)
+	}
 }

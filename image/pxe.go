@@ -49,7 +49,10 @@ boot
 }
 
 // pxelinuxConfig boots the bundle with PXELINUX (syslinux): pxelinux.0
-// and ldlinux.c32 go next to the pxelinux.cfg directory.
+// and ldlinux.c32 go next to the pxelinux.cfg directory (on Debian,
+// /usr/lib/PXELINUX/pxelinux.0 and /usr/lib/syslinux/modules/bios/
+// ldlinux.c32), and the DHCP boot file names that pxelinux.0: PXELINUX
+// looks for its config and the files it names in its own directory.
 func pxelinuxConfig(boardName string, cmdline []string) string {
 	return fmt.Sprintf(`# relaybox, board %s, for PXELINUX.
 %sDEFAULT relaybox

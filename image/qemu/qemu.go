@@ -11,6 +11,13 @@ import (
 const (
 	VirtioNet = "virtio-net-pci" // takes native XDP
 	E1000     = "e1000"          // generic XDP only
+	E1000E    = "e1000e"         // q35's default NIC, a real server's Intel 1G; generic XDP only
+)
+
+// Machines a guest can be.
+const (
+	PC  = "pc"  // i440FX and PIIX: QEMU's default
+	Q35 = "q35" // ICH9 and PCIe, like a real server's chipset, TCO watchdog included
 )
 
 // Buses a Disk can be attached to.
@@ -41,6 +48,10 @@ type Options struct {
 	// UEFIVars, when set, boots OVMF (OVMFCode) instead of SeaBIOS with
 	// this writable variable store: a copy of OVMFVars per guest.
 	UEFIVars string
+	// Machine is the chipset; empty is QEMU's default, PC. On Q35 the
+	// ICH9's TCO watchdog is always there and resets the guest when it
+	// fires, as a real server's does.
+	Machine string
 	// Watchdog adds QEMU's i6300esb watchdog; when it fires, QEMU
 	// resets the guest, which -no-reboot turns into QEMU exiting.
 	Watchdog bool
@@ -73,6 +84,15 @@ func (o Options) Args() []string {
 		"-display", "none",
 		// Entropy for the guest, which the emulated CPU cannot give.
 		"-device", "virtio-rng-pci",
+	}
+	if o.Machine != "" {
+		args = append(args, "-machine", o.Machine)
+	}
+	if o.Machine == Q35 {
+		// QEMU 7.2 straps the ICH9's NO_REBOOT by default: iTCO_wdt
+		// arms the TCO watchdog and it counts down, but its expiry
+		// never resets the guest.
+		args = append(args, "-global", "ICH9-LPC.noreboot=false")
 	}
 	if o.Kernel != "" {
 		args = append(args, "-kernel", o.Kernel, "-initrd", o.Initrd, "-append", o.Cmdline)

@@ -32,7 +32,8 @@ func main() {
 
 func run() error {
 	dir := flag.String("dir", "out/qemu", "directory holding vmlinuz, initrd.img and cmdline")
-	nic := flag.String("nic", qemu.VirtioNet, "guest NIC model: "+qemu.VirtioNet+" or "+qemu.E1000)
+	nic := flag.String("nic", qemu.VirtioNet, "guest NIC model: "+qemu.VirtioNet+", "+qemu.E1000+" or "+qemu.E1000E)
+	machine := flag.String("machine", qemu.PC, "guest chipset: "+qemu.PC+", or "+qemu.Q35+" (ICH9, with the TCO watchdog the x86-64 board pings)")
 	extra := flag.String("append", "", "more kernel parameters, e.g. relaybox.xdp=generic")
 	usb := flag.Bool("usb", false, "boot relaybox.img as a USB stick on UEFI firmware (OVMF) instead of the kernel directly; "+
 		"its command line is the one built in (mkimage -append), so -append does not apply")
@@ -60,6 +61,7 @@ func run() error {
 		Kernel:      art.Kernel,
 		Initrd:      art.Initrd,
 		Cmdline:     strings.TrimSpace(string(cmdline)) + " " + ipParam + " " + *extra,
+		Machine:     *machine,
 		NIC:         *nic,
 		Tap:         tapName,
 		Interactive: true,
@@ -81,7 +83,7 @@ func run() error {
 		}
 		vars.Close()
 		o = qemu.Options{UEFIVars: vars.Name(), Disk: art.Disk, DiskBus: qemu.USBStick,
-			NIC: *nic, Tap: tapName, MemoryMB: 1024, Interactive: true}
+			Machine: *machine, NIC: *nic, Tap: tapName, MemoryMB: 1024, Interactive: true}
 		fmt.Fprintf(os.Stderr, "relaybox: %s boots with the command line built into it; give mkimage -append %s for the relay to be at %s\n",
 			art.Disk, ipParam, guestIP)
 	}
