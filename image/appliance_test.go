@@ -116,13 +116,11 @@ func TestApplianceBoots(t *testing.T) {
 		wantXDP  string
 		poweroff func(*testing.T, *vm)
 	}{
-		// Typed at init's console.
+		// The shell's poweroff, which asks init.
 		{qemu.VirtioNet, "xdp=eth0:native", func(t *testing.T, v *vm) { v.type_(t, "poweroff") }},
 		// SIGTERM to PID 1, from the console's shell.
 		{qemu.E1000, "xdp=eth0:generic", func(t *testing.T, v *vm) {
-			v.type_(t, "shell")
-			v.type_(t, "echo shell-$((6*7))")
-			v.waitFor(t, "shell-42", 30*time.Second) // the typed line shows shell-$((6*7))
+			v.shell(t, "echo shell-$((6*7))", "shell-42") // the typed line shows shell-$((6*7))
 			v.type_(t, "kill -SIGTERM 1")
 		}},
 	} {
@@ -141,8 +139,8 @@ func TestApplianceBoots(t *testing.T) {
 			}
 
 			// The guest's XDP program saw the request: its STUN counter moved.
-			vm.type_(t, "status")
-			line := vm.waitFor(t, "xdp stun", 30*time.Second)
+			vm.openShell(t)
+			line := vm.shell(t, "cat /run/relaybox/status", "xdp stun")[0]
 			if strings.Contains(line, "packets 0 ") {
 				t.Errorf("status line %q: want the STUN request counted by XDP", line)
 			}

@@ -2,6 +2,7 @@ package image_test
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -56,35 +57,98 @@ func bootGuest(t *testing.T, extra ...string) (*nstest.NS, *vm) {
 	return ns, boot(t, ns, qemu.VirtioNet, extra...)
 }
 
-// powerOff types poweroff and waits for QEMU to end cleanly.
-func (v *vm) powerOff(t *testing.T) {
+// The console's words the tests wait for: the hint on the status screen (and
+// in the plain log once the relay serves), and the shell's banner, first
+// and last line.
+const (
+	keyHint     = "press any key for a shell"
+	bannerFirst = "relaybox shell (gosh; the commands are in /bbin)"
+	bannerLast  = "Log lines are kept, not shown, while the shell is open."
+)
+
+// press sends keys to the serial console as typed, without Enter.
+func (v *vm) press(t *testing.T, keys string) {
+	t.Helper()
+	if _, err := io.WriteString(v.stdin, keys); err != nil {
+		t.Fatalf("press %q: %v", keys, err)
+	}
+}
+
+// openShell presses a key at the status screen (or the plain log) and
+// waits for the shell's banner.
+func (v *vm) openShell(t *testing.T) {
+	t.Helper()
+	v.press(t, " ")
+	v.waitFor(t, bannerFirst, time.Minute)
+	v.waitFor(t, bannerLast, time.Minute)
+}
+
+// shell types a command line into the console's shell, waits for a line
+// containing each of want in turn and returns them, then waits for the
+// command's end: a line typed while a command runs may be lost. The end is
+// a marker only the shell's output holds, not the echo of the typed line.
+func (v *vm) shell(t *testing.T, line string, want ...string) []string {
+	t.Helper()
+	v.type_(t, line+"; echo shell-done-$((41+1))")
+	var got []string
+	for _, w := range want {
+		got = append(got, v.waitFor(t, w, time.Minute))
+	}
+	v.waitFor(t, "shell-done-42", time.Minute)
+	return got
+}
+
+// shellPowerOff types poweroff into the open shell and waits for init's
+// clean power off and QEMU's end.
+func (v *vm) shellPowerOff(t *testing.T) {
 	t.Helper()
 	v.type_(t, "poweroff")
+	v.waitFor(t, "init: power off requested (", time.Minute)
+	v.waitFor(t, "relaybox: power off", time.Minute)
 	v.waitFor(t, "reboot: Power down", time.Minute)
 	if err := v.wait(time.Minute); err != nil {
 		t.Fatalf("QEMU after power off: %v", err)
 	}
 }
 
-// The dashboard comes up once the relay serves, redraws when a counter
-// moves, and gives way to the command prompt on Enter.
+// powerOff opens a shell and powers off from it.
+func (v *vm) powerOff(t *testing.T) {
+	t.Helper()
+	v.openShell(t)
+	v.shellPowerOff(t)
+}
+
+// The dashboard comes up once the relay serves and redraws when a counter
+// moves. One key, no Enter, opens a shell that has what the operator needs;
+// exit brings the dashboard back, the next key another shell, and poweroff
+// in it powers the box off cleanly.
 func TestConsoleDashboard(t *testing.T) {
 	ns, vm := bootGuest(t)
 	vm.waitFor(t, "relaybox: ready", bootTimeout)
-	vm.waitFor(t, "press Enter for the command prompt", time.Minute)
+	vm.waitFor(t, keyHint, time.Minute)
 	bindingFrom(t, ns)
 	// Redrawn within dashboardEvery (5s) because the STUN counter moved.
 	vm.waitFor(t, "xdp stun         packets 1 ", time.Minute)
 
-	vm.type_(t, "")
-	vm.waitFor(t, "relaybox> type help for commands", time.Minute)
-	vm.type_(t, "help")
-	vm.waitFor(t, "dashboard", time.Minute)
-	vm.type_(t, "config")
-	vm.waitFor(t, "ip = "+guestAddr, time.Minute)
-	vm.type_(t, "log")
-	vm.waitFor(t, "init: xdp: attached to eth0 in native mode", time.Minute)
-	vm.powerOff(t)
+	// A key that is not Enter: the console waits for single keys.
+	vm.press(t, "x")
+	vm.waitFor(t, bannerFirst, time.Minute)
+	for _, w := range []string{"relay status", "cat /run/relaybox/status", "cat /run/relaybox/config",
+		"cat /run/relaybox/log", "poweroff, reboot", "back to the status screen", bannerLast} {
+		vm.waitFor(t, w, time.Minute)
+	}
+	vm.shell(t, "relay status", "serving, up", "bindings installed")
+	vm.shell(t, "cat /run/relaybox/status", "xdp=eth0:native", "xdp stun         packets 1 ", "relay pid ")
+	vm.shell(t, "cat /run/relaybox/config", "ip = "+guestAddr)
+	vm.shell(t, "cat /run/relaybox/log", "init: xdp: attached to eth0 in native mode", "relaybox: ready")
+
+	vm.type_(t, "exit")
+	vm.waitFor(t, "init: console: shell exited (", time.Minute) // in the dashboard's log
+	vm.waitFor(t, keyHint, time.Minute)
+	vm.press(t, "\r") // Enter is a key too
+	vm.waitFor(t, bannerLast, time.Minute)
+	vm.shellPowerOff(t)
+
 	// Modules for hardware QEMU lacks (CPU-specific crypto) are skipped
 	// quietly; any other module failure would be reported.
 	if strings.Contains(vm.output(), "init: module ") {
@@ -102,9 +166,11 @@ func TestBadConfigKeepsConsole(t *testing.T) {
 	vm.waitFor(t, `kernel command line: relaybox.xdp: unknown xdp mode "fast"`, bootTimeout)
 	vm.waitFor(t, "kernel command line: relaybox.colour: unknown key", time.Minute)
 	vm.waitFor(t, "not starting the relay", time.Minute)
-	vm.type_(t, "status")
-	vm.waitFor(t, "relay not started: the configuration has errors", time.Minute)
-	vm.powerOff(t)
+	vm.waitFor(t, keyHint, time.Minute)
+	vm.openShell(t)
+	vm.shell(t, "cat /run/relaybox/status", "relay not started: the configuration has errors")
+	vm.shell(t, "cat /run/relaybox/config", "colour = blue")
+	vm.shellPowerOff(t)
 	if strings.Contains(vm.output(), "relaybox: ready") {
 		t.Error("the relay served despite a bad configuration")
 	}
@@ -145,10 +211,10 @@ func TestConfigFromURL(t *testing.T) {
 	vm.waitFor(t, "relaybox: ready", time.Minute)
 	// The relay got the URL's setting. (Its STUN answers are kept as small
 	// as the request, so SOFTWARE does not show there.)
-	vm.type_(t, "config")
-	vm.waitFor(t, "software = relaybox-from-url", time.Minute)
+	vm.openShell(t)
+	vm.shell(t, "cat /run/relaybox/config", "software = relaybox-from-url")
 	bindingFrom(t, ns)
-	vm.powerOff(t)
+	vm.shellPowerOff(t)
 }
 
 // init arms the hardware watchdog and keeps pinging it: the guest outlives
@@ -160,9 +226,9 @@ func TestWatchdogPinged(t *testing.T) {
 	vm.waitFor(t, "armed: timeout 3s, pinged every 1s", bootTimeout)
 	vm.waitFor(t, "relaybox: ready", time.Minute)
 	time.Sleep(15 * time.Second) // five timeouts
-	vm.type_(t, "status")
-	vm.waitFor(t, "relay pid", time.Minute)
-	vm.powerOff(t)
+	vm.openShell(t)
+	vm.shell(t, "cat /run/relaybox/status", "relay pid")
+	vm.shellPowerOff(t)
 }
 
 // Without an ip= of its own the box asks DHCP on every link (ip=off
@@ -175,9 +241,9 @@ func TestBootsWithDHCP(t *testing.T) {
 	if b := bindingFrom(t, ns); b.Mapped.String() != b.Local.String() {
 		t.Errorf("XOR-MAPPED-ADDRESS = %v, want %v", b.Mapped, b.Local)
 	}
-	vm.type_(t, "status")
-	vm.waitFor(t, guestAddr+"/24", time.Minute) // the leased address on the link
-	vm.powerOff(t)
+	vm.openShell(t)
+	vm.shell(t, "cat /run/relaybox/status", guestAddr+"/24") // the leased address on the link
+	vm.shellPowerOff(t)
 	if !strings.Contains(vm.output(), "dhcp") {
 		t.Error("the console never mentions DHCP")
 	}

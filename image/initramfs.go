@@ -16,11 +16,14 @@ import (
 )
 
 // Commands are the Go programs in the initramfs, built as one u-root
-// busybox binary: our init and relay, and a few u-root core commands so the
-// console is usable.
+// busybox binary: our init and relay, the console shell's poweroff and
+// reboot (which ask init for its clean shutdown), and a few u-root core
+// commands so the shell is usable.
 var Commands = []string{
 	"github.com/relaybox/relaybox/init",
 	"github.com/relaybox/relaybox/relay/cmd/relay",
+	"github.com/relaybox/relaybox/init/cmd/poweroff",
+	"github.com/relaybox/relaybox/init/cmd/reboot",
 	"github.com/u-root/u-root/cmds/core/gosh",
 	"github.com/u-root/u-root/cmds/core/ls",
 	"github.com/u-root/u-root/cmds/core/cat",

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,8 +21,8 @@ const dashboardEvery = 5 * time.Second
 // dashboardLogLines is how many of the last log lines the dashboard shows.
 const dashboardLogLines = 8
 
-// statusLines is the box's state, one line each: the status command prints
-// it and the dashboard draws it.
+// statusLines is the box's state, one line each: the dashboard draws it and
+// the shell reads it in statusFile.
 func (b *box) statusLines() []string {
 	var lines []string
 	add := func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) }
@@ -88,10 +89,14 @@ func hostnameNow() (string, error) {
 	return unix.ByteSliceToString(u.Nodename[:]), nil
 }
 
+// keyHint is the dashboard's last line, and what a box without the
+// dashboard says once it serves: how to get further.
+const keyHint = "press any key for a shell (relay status, the log, poweroff, reboot)"
+
 // dashboardScreen is the whole screen: status, the last log lines, a hint.
 func (b *box) dashboardScreen() string {
 	var s strings.Builder
-	s.WriteString("\x1b[H\x1b[2J") // home, clear
+	s.WriteString(clearScreen)
 	for _, l := range b.statusLines() {
 		s.WriteString(l + "\n")
 	}
@@ -99,16 +104,16 @@ func (b *box) dashboardScreen() string {
 	for _, l := range b.console.last(dashboardLogLines) {
 		s.WriteString("  " + l + "\n")
 	}
-	s.WriteString("\npress Enter for the command prompt\n")
+	s.WriteString("\n" + keyHint + "\n")
 	return s.String()
 }
 
+// clearScreen homes the cursor and clears the screen.
+const clearScreen = "\x1b[H\x1b[2J"
+
 // dashboard shows the status screen until stop is closed, redrawing when it
-// changes but at most every dashboardEvery. While it is up, log lines go to
-// the log (and its last lines to the screen) instead of scrolling past.
+// changes but at most every dashboardEvery.
 func (b *box) dashboard(stop <-chan struct{}) {
-	b.console.setQuiet(true)
-	defer b.console.setQuiet(false)
 	drawn := ""
 	for {
 		if screen := b.dashboardScreen(); screen != drawn {
@@ -120,5 +125,80 @@ func (b *box) dashboard(stop <-chan struct{}) {
 			return
 		case <-time.After(dashboardEvery):
 		}
+	}
+}
+
+// screen says who has the console: the log scrolling by, the status
+// screen, or a shell. While the dashboard or a shell has it, log lines go to
+// the log (the ring and logFile) instead of scrolling past.
+type screen struct {
+	mu        sync.Mutex
+	dashboard bool // the status screen is wanted: the relay served and the config asks for it
+	shell     bool // a shell is open on the console
+	down      bool // the box is going down: the log is shown over anything
+	// stop and done belong to the running dashboard, nil when none runs.
+	stop, done chan struct{}
+}
+
+// wantDashboard turns the status screen on or off; it shows whenever no
+// shell is open.
+func (b *box) wantDashboard(on bool) {
+	b.screen.mu.Lock()
+	defer b.screen.mu.Unlock()
+	b.screen.dashboard = on
+	b.arrangeScreen()
+}
+
+// shellOpen says a shell opens on the console (the dashboard goes, the log
+// stays quiet) or has closed (the dashboard comes back, if wanted). It
+// returns whether the dashboard is wanted.
+func (b *box) shellOpen(open bool) (dashboard bool) {
+	b.screen.mu.Lock()
+	defer b.screen.mu.Unlock()
+	b.screen.shell = open
+	b.arrangeScreen()
+	return b.screen.dashboard
+}
+
+// screenDown hands the screen back to the log for good: the box is going
+// down and the operator should see it do so.
+func (b *box) screenDown() {
+	b.screen.mu.Lock()
+	defer b.screen.mu.Unlock()
+	b.screen.down = true
+	b.arrangeScreen()
+}
+
+// dashboardUp says whether the status screen is up.
+func (b *box) dashboardUp() bool {
+	b.screen.mu.Lock()
+	defer b.screen.mu.Unlock()
+	return b.screen.stop != nil
+}
+
+// arrangeScreen starts or stops the dashboard and quiets the log to match
+// the screen's state. The caller holds b.screen.mu.
+func (b *box) arrangeScreen() {
+	s := &b.screen
+	up := s.dashboard && !s.shell && !s.down
+	quiet := !s.down && (up || s.shell)
+	if quiet {
+		b.console.setQuiet(true)
+	}
+	switch {
+	case up && s.stop == nil:
+		stop, done := make(chan struct{}), make(chan struct{})
+		s.stop, s.done = stop, done
+		safeGo("dashboard", func() {
+			defer close(done)
+			b.dashboard(stop)
+		})
+	case !up && s.stop != nil:
+		close(s.stop)
+		<-s.done
+		s.stop, s.done = nil, nil
+	}
+	if !quiet {
+		b.console.setQuiet(false)
 	}
 }

@@ -53,15 +53,16 @@ type box struct {
 	localRead bool
 	// relayHeld says why the relay is not running, when it is not.
 	relayHeld string
+	// shell is the console's shell, shellFiles where init keeps the files
+	// the shell reads (runDir).
+	shell, shellFiles string
 
 	stop         context.CancelFunc
 	stopped      sync.WaitGroup
 	readyOnce    sync.Once
 	shutdownOnce sync.Once
 
-	dashMu   sync.Mutex
-	dashStop chan struct{}
-	dashDone chan struct{}
+	screen screen
 }
 
 // Main is PID 1's main. It never returns.
@@ -81,7 +82,8 @@ func Main() {
 func run() {
 	// The console first, so every later step can report; /dev is not
 	// mounted yet, so this is the kernel's /dev/console from the initramfs.
-	b := &box{console: &console{outs: []*os.File{os.Stdout}}, reboot: unix.Reboot, started: time.Now()}
+	b := &box{console: &console{outs: []*os.File{os.Stdout}}, reboot: unix.Reboot, started: time.Now(),
+		shell: shellPath, shellFiles: runDir}
 	mountAll(b.console.Logf)
 	raw, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
@@ -95,7 +97,7 @@ func run() {
 	// exit (or a poweroff sent early) could be lost.
 	b.launch = newReaper()
 	b.handleSignals()
-	// The console answers from now on, so a box stuck later in boot
+	// A key opens a shell from now on, so a box stuck later in boot
 	// (no carrier, an unreachable config URL) can still be looked at.
 	safeGo("console", func() { b.serveConsole(os.Stdin) })
 
@@ -116,6 +118,7 @@ func run() {
 		b.relayHeld = "the configuration has errors (see the log); fix them and reboot"
 		b.console.Logf("configuration: %v", cfgErr)
 		b.console.Logf("not starting the relay: %s", b.relayHeld)
+		b.console.Logf("console: %s", keyHint)
 		return
 	}
 	b.attachXDP()
@@ -290,39 +293,14 @@ func (b *box) relayReady(addrs []string) {
 		b.console.Println(fmt.Sprintf("relaybox: ready listen=%s %s init=%.2fs",
 			strings.Join(addrs, ","), b.xdpReport(), time.Since(b.started).Seconds()))
 		if b.cfg.Dashboard {
-			b.startDashboard()
+			b.wantDashboard(true)
+		} else {
+			b.console.Logf("console: %s", keyHint)
 		}
 	})
 	if !first {
 		b.console.Logf("relay serving again on %s", strings.Join(addrs, ","))
 	}
-}
-
-// startDashboard puts the status screen up, unless it is up already.
-func (b *box) startDashboard() {
-	b.dashMu.Lock()
-	defer b.dashMu.Unlock()
-	if b.dashStop != nil {
-		return
-	}
-	stop, done := make(chan struct{}), make(chan struct{})
-	b.dashStop, b.dashDone = stop, done
-	safeGo("dashboard", func() {
-		defer close(done)
-		b.dashboard(stop)
-	})
-}
-
-// stopDashboard takes the status screen down, if it is up.
-func (b *box) stopDashboard() {
-	b.dashMu.Lock()
-	defer b.dashMu.Unlock()
-	if b.dashStop == nil {
-		return
-	}
-	close(b.dashStop)
-	<-b.dashDone
-	b.dashStop, b.dashDone = nil, nil
 }
 
 // stopServices stops the relay and waits for it, bounded by its stop

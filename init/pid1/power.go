@@ -1,6 +1,8 @@
 package pid1
 
 import (
+	"fmt"
+	"io"
 	"os"
 	"os/signal"
 
@@ -18,10 +20,15 @@ var (
 	reboot   = powerAction{unix.LINUX_REBOOT_CMD_RESTART, "reboot"}
 )
 
-// handleSignals turns the signals an init receives into power actions:
-// SIGTERM and SIGUSR2 power off (as busybox's and systemd's poweroff send),
-// SIGINT reboots (the kernel sends it on Ctrl-Alt-Del once that is handed to
-// init).
+// The signals PID 1 takes as power requests: SIGTERM and SIGUSR2 power off
+// (as busybox's and systemd's poweroff send), SIGINT reboots (the kernel
+// sends it on Ctrl-Alt-Del once that is handed to init).
+var powerSignals = map[string]unix.Signal{
+	"poweroff": unix.SIGUSR2,
+	"reboot":   unix.SIGINT,
+}
+
+// handleSignals turns the signals an init receives into power actions.
 func (b *box) handleSignals() {
 	// Ctrl-Alt-Del: signal init instead of rebooting on the spot.
 	unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)
@@ -43,7 +50,9 @@ func (b *box) handleSignals() {
 // to power off or reboot. It runs once; later requests wait for the first.
 func (b *box) shutdown(a powerAction, why string) {
 	b.shutdownOnce.Do(func() {
-		b.stopDashboard()
+		// The log is shown again, over a shell if one is open: the
+		// operator sees the relay stop and the box go.
+		b.screenDown()
 		b.console.Logf("%s requested (%s): stopping services", a.verb, why)
 		b.stopServices()
 		b.watchdog.disarm()
@@ -53,4 +62,36 @@ func (b *box) shutdown(a powerAction, why string) {
 			b.console.Logf("%s failed: %v; the box stays up", a.verb, err)
 		}
 	})
+}
+
+// PowerCommand is the console shell's poweroff and reboot (init/cmd/…):
+// unlike u-root's, which call reboot(2) at once, they ask PID 1 by signal
+// for its clean shutdown (the relay stopped, filesystems synced) and
+// return; init logs what follows. It returns the exit status.
+func PowerCommand(name string, args []string, stdout, stderr io.Writer) int {
+	return powerCommand(name, args, stdout, stderr, unix.Kill)
+}
+
+func powerCommand(name string, args []string, stdout, stderr io.Writer, kill func(int, unix.Signal) error) int {
+	sig, ok := powerSignals[name]
+	if !ok {
+		fmt.Fprintf(stderr, "%s: not a power command; want poweroff or reboot\n", name)
+		return 2
+	}
+	verb := map[string]string{"poweroff": "power off", "reboot": "reboot"}[name]
+	usage := fmt.Sprintf("usage: %s\n  stop the relay cleanly, then %s (init does it; this asks)\n", name, verb)
+	switch {
+	case len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
+		fmt.Fprint(stdout, usage)
+		return 0
+	case len(args) > 0:
+		fmt.Fprintf(stderr, "%s: takes no arguments\n%s", name, usage)
+		return 2
+	}
+	if err := kill(1, sig); err != nil {
+		fmt.Fprintf(stderr, "%s: signal init: %v\n", name, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: init stops the relay, then the box will %s\n", name, verb)
+	return 0
 }

@@ -1,0 +1,161 @@
+package pid1
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The serial console (IPMI serial-over-LAN, say) is the box's diagnostics
+// door: a key pressed on it opens a shell; when the shell exits, the status
+// screen comes back and the next key opens another. Everything an operator
+// needs is there: `relay status`, init's files under runDir, poweroff and
+// reboot (init/cmd), the u-root commands.
+
+// shellPath is the console's shell: u-root's gosh, the initramfs's /bin/sh.
+const shellPath = "/bin/sh"
+
+// shellHelp is the banner's table: what the shell offers, one line each.
+var shellHelp = [][2]string{
+	{"relay status", "the relay: listeners, allocations, traffic"},
+	{"cat " + statusFile, "links, XDP mode and counters, the relay"},
+	{"cat " + configFile, "settings in force and sources (no secrets)"},
+	{"cat " + logFile, "init's and the relay's log (older: log.1)"},
+	{"poweroff, reboot", "stop the relay cleanly, then power off/reboot"},
+}
+
+// shellBanner is what the shell opens with: one screen saying what is there.
+func shellBanner(dashboard bool) string {
+	var s strings.Builder
+	s.WriteString("relaybox shell (gosh; the commands are in /bbin)\n")
+	help := shellHelp
+	if dashboard {
+		help = append(help, [2]string{"exit", "back to the status screen"})
+	} else {
+		help = append(help, [2]string{"exit", "close the shell (a key opens another)"})
+	}
+	for _, h := range help {
+		fmt.Fprintf(&s, "  %-26s %s\n", h[0], h[1])
+	}
+	s.WriteString("Log lines are kept, not shown, while the shell is open.\n")
+	return s.String()
+}
+
+// serveConsole opens a shell each time a key is pressed on the console, for
+// as long as the box runs. Without a readable console it logs why and
+// returns; the box runs on.
+func (b *box) serveConsole(in *os.File) {
+	keys := newKeyWaiter(in)
+	for {
+		if err := keys.wait(); err != nil {
+			b.console.Logf("console: %v; no shell on this console", err)
+			return
+		}
+		b.runShell(in)
+	}
+}
+
+// runShell takes the dashboard down, runs the shell on the console as its
+// controlling terminal, and puts the screen back when the shell exits. A
+// shell that cannot start is logged; the console carries on.
+func (b *box) runShell(in *os.File) {
+	mark := b.console.mark()
+	cleared := b.dashboardUp()
+	dashboard := b.shellOpen(true)
+	// Fresh before the banner, so the first cat shows the present.
+	stop := make(chan struct{})
+	if err := b.writeRunFiles(b.shellFiles, time.Now()); err != nil {
+		b.console.Logf("%v", err)
+	} else {
+		safeGo("run files", func() { b.keepRunFiles(b.shellFiles, stop) })
+	}
+	banner := "\n" + shellBanner(dashboard)
+	if cleared {
+		banner = clearScreen + shellBanner(dashboard)
+	}
+	b.console.Show(banner)
+
+	cmd := exec.Command(b.shell)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, in, in
+	cmd.Dir = "/"
+	cmd.Env = append(os.Environ(), "PATH=/bbin:/bin")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	var ended string
+	if exited, err := b.launch.start(cmd); err != nil {
+		ended = fmt.Sprintf("console: no shell: %v", err)
+	} else {
+		ended = fmt.Sprintf("console: shell exited (%s)", describeExit(<-exited))
+	}
+	close(stop)
+	b.console.Logf("%s", ended)
+	// The shell's session ending hung up the console's tty for every
+	// descriptor opened on it by name, init's too.
+	b.console.reopen()
+	if b.shellOpen(false) {
+		return // the dashboard is back, with the lines logged meanwhile
+	}
+	// The plain log: what scrolled by unseen, then how to get back in.
+	n, lines := b.console.since(mark, dashboardLogLines)
+	var s strings.Builder
+	if n > len(lines) {
+		fmt.Fprintf(&s, "(%d more lines while the shell was open: %s)\n", n-len(lines), logFile)
+	}
+	for _, l := range lines {
+		s.WriteString(l + "\n")
+	}
+	s.WriteString(keyHint + "\n")
+	b.console.Show(s.String())
+}
+
+// keyWaiter waits for single key presses on the console.
+type keyWaiter struct {
+	f *os.File
+	// sane is the terminal's settings at boot, restored for every shell
+	// (one may leave the terminal raw); nil when the console is not a
+	// terminal.
+	sane *unix.Termios
+}
+
+func newKeyWaiter(f *os.File) *keyWaiter {
+	k := &keyWaiter{f: f}
+	if t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
+		k.sane = t
+	}
+	return k
+}
+
+// wait returns once a key is pressed. While it waits the terminal is
+// non-canonical with VMIN=1, so one key is enough (no Enter); without echo,
+// so the key does not land on the status screen; and without signal keys,
+// so Ctrl-C is a key like any other. The boot-time settings are back when
+// it returns, for the shell.
+func (k *keyWaiter) wait() error {
+	fd := int(k.f.Fd())
+	if k.sane != nil {
+		raw := *k.sane
+		raw.Lflag &^= unix.ICANON | unix.ECHO | unix.ECHONL | unix.ISIG | unix.IEXTEN
+		raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
+		// Should it fail, Enter still completes a read.
+		unix.IoctlSetTermios(fd, unix.TCSETS, &raw)
+		// TCSETS, not TCSETSF: what is typed after the key goes to the shell.
+		defer unix.IoctlSetTermios(fd, unix.TCSETS, k.sane)
+	}
+	// Room for a whole escape sequence (an arrow key), read as one key.
+	buf := make([]byte, 16)
+	n, err := k.f.Read(buf)
+	switch {
+	case n > 0:
+		return nil
+	case err == nil, errors.Is(err, io.EOF):
+		return errors.New("console input closed")
+	default:
+		return fmt.Errorf("console input: %w", err)
+	}
+}
