@@ -62,6 +62,10 @@ type Options struct {
 	MAC string
 	// MemoryMB is the guest's memory; 0 means 512.
 	MemoryMB int
+	// SecondSerial, when set, adds a second serial port (the guest's
+	// ttyS1, where most servers' BMCs carry serial-over-LAN) on a unix
+	// socket at this path, which QEMU listens on.
+	SecondSerial string
 	// Interactive multiplexes the QEMU monitor onto the serial console
 	// (Ctrl-A X quits) for a person at a terminal; otherwise the serial
 	// port is plain stdin/stdout for a program to drive.
@@ -123,6 +127,9 @@ func (o Options) Args() []string {
 		args = append(args, "-serial", "mon:stdio")
 	} else {
 		args = append(args, "-serial", "stdio", "-monitor", "none")
+	}
+	if o.SecondSerial != "" {
+		args = append(args, "-serial", "unix:"+o.SecondSerial+",server=on,wait=off")
 	}
 	if o.Tap == "" {
 		return append(args, "-nic", "none")

@@ -78,6 +78,14 @@ func openConsole(name string) (*os.File, error) {
 	return os.OpenFile("/dev/"+name, os.O_WRONLY|unix.O_NOCTTY, 0)
 }
 
+// inputs are the consoles a key may be pressed on: the devices the log
+// goes to, by name. None when the log goes to init's stdout.
+func (c *console) inputs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.names...)
+}
+
 // reopen opens the console devices again. When a session leader whose
 // controlling terminal is a console exits (the console's shell), the kernel
 // hangs that tty up: descriptors opened on it by name fail from then on

@@ -56,6 +56,9 @@ type box struct {
 	// shell is the console's shell, shellFiles where init keeps the files
 	// the shell reads (runDir).
 	shell, shellFiles string
+	// shellOn is held while a shell is open: one at a time, on whichever
+	// console the key was pressed.
+	shellOn sync.Mutex
 
 	stop         context.CancelFunc
 	stopped      sync.WaitGroup
@@ -99,7 +102,7 @@ func run() {
 	b.handleSignals()
 	// A key opens a shell from now on, so a box stuck later in boot
 	// (no carrier, an unreachable config URL) can still be looked at.
-	safeGo("console", func() { b.serveConsole(os.Stdin) })
+	b.serveConsoles()
 
 	n, absent := loadModules("/"+modulesList, modulesDir(), b.console.Logf)
 	b.console.Logf("loaded %d kernel modules (%d for hardware this box lacks)", n, absent)

@@ -1,6 +1,7 @@
 package pid1
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -48,17 +49,68 @@ func shellBanner(dashboard bool) string {
 	return s.String()
 }
 
-// serveConsole opens a shell each time a key is pressed on the console, for
-// as long as the box runs. Without a readable console it logs why and
-// returns; the box runs on.
-func (b *box) serveConsole(in *os.File) {
-	keys := newKeyWaiter(in)
-	for {
-		if err := keys.wait(); err != nil {
-			b.console.Logf("console: %v; no shell on this console", err)
-			return
+// serveConsoles waits for a key on every console the kernel was given, as
+// the log goes to all of them: the operator may be on any (serial-over-LAN
+// is ttyS1 on most servers' BMCs, ttyS0 on others, or at the screen and
+// keyboard). Without named consoles it waits on init's stdin, the kernel's
+// /dev/console.
+func (b *box) serveConsoles() {
+	names := b.console.inputs()
+	if len(names) == 0 {
+		safeGo("console", func() { b.serveConsole("", os.Stdin) })
+		return
+	}
+	for _, name := range names {
+		safeGo("console "+name, func() { b.serveConsole(name, nil) })
+	}
+}
+
+// consoleRetries bounds how often a console whose input fails is opened
+// again before init gives up on it.
+const consoleRetries = 5
+
+// serveConsole opens a shell on console name (or on in, when name is
+// empty) each time a key is pressed there, for as long as the box runs,
+// and one shell at a time: a key pressed while a shell is open on another
+// console says so. A console that cannot be read is logged and left; the
+// box runs on.
+func (b *box) serveConsole(name string, in *os.File) {
+	for failures := 0; ; {
+		if name != "" {
+			f, err := os.OpenFile("/dev/"+name, os.O_RDWR|unix.O_NOCTTY, 0)
+			if err != nil {
+				b.console.Logf("console %s: %v; no shell on it", name, err)
+				return
+			}
+			in = f
 		}
-		b.runShell(in)
+		keys := newKeyWaiter(in)
+		for {
+			if err := keys.wait(); err != nil {
+				failures++
+				if name == "" || failures >= consoleRetries {
+					b.console.Logf("console %s: %v; no shell on it", cmp.Or(name, "stdin"), err)
+					return
+				}
+				time.Sleep(time.Second)
+				break // open it again
+			}
+			failures = 0
+			if !b.shellOn.TryLock() {
+				fmt.Fprintf(in, "\r\na shell is open on another console: exit it there first\r\n")
+				continue
+			}
+			b.runShell(in)
+			b.shellOn.Unlock()
+			if name != "" {
+				// The shell's session ending hung the terminal up
+				// for every descriptor opened on it by name.
+				break
+			}
+		}
+		if name != "" {
+			in.Close()
+		}
 	}
 }
 

@@ -215,3 +215,60 @@ func TestConsoleSince(t *testing.T) {
 		t.Errorf("since now = %d, %q; want nothing", n, lines)
 	}
 }
+
+// A key opens the shell on the console it was pressed on, whichever of the
+// kernel's consoles that is, and again after the shell's end hung that
+// console up.
+func TestShellOnEveryConsole(t *testing.T) {
+	type tty struct {
+		master *os.File
+		name   string // as in console=, under /dev
+	}
+	var ttys []tty
+	b, _ := testBox(t)
+	b.console = &console{}
+	for range 2 {
+		master, slave := openPTY(t)
+		name := strings.TrimPrefix(slave.Name(), "/dev/")
+		ttys = append(ttys, tty{master, name})
+		b.console.outs = append(b.console.outs, slave)
+		b.console.names = append(b.console.names, name)
+	}
+	report := filepath.Join(t.TempDir(), "report")
+	b.shell = filepath.Join(t.TempDir(), "shell")
+	script := "#!/bin/sh\nreadlink /proc/$$/fd/0 >> " + report + "\n"
+	if err := os.WriteFile(b.shell, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.serveConsoles()
+
+	// waiting says whether init waits for a key on c: the terminal is
+	// non-canonical then.
+	waiting := func(c tty) bool {
+		f, err := os.OpenFile("/dev/"+c.name, os.O_RDONLY|unix.O_NOCTTY, 0)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		tio, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		return err == nil && tio.Lflag&unix.ICANON == 0
+	}
+	var want []string
+	for _, i := range []int{1, 0, 1} {
+		want = append(want, "/dev/"+ttys[i].name)
+		pressed := false
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			got, _ := os.ReadFile(report)
+			if string(got) == strings.Join(want, "\n")+"\n" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("shells opened on:\n%s\nwant %q", got, want)
+			}
+			if !pressed && waiting(ttys[i]) {
+				ttys[i].master.Write([]byte("x"))
+				pressed = true
+			}
+		}
+	}
+}
