@@ -39,11 +39,16 @@ type xdpPlane struct {
 	suspended atomic.Int64  // bindings out of the kernel, over their cap
 	errs      atomic.Uint64 // bindings the cap could not move in or out
 
-	// mu keeps the relayed totals exact: a binding's traffic moves from
-	// the map to removed under it, and DataPlaneStatus reads both under
-	// it, so no binding is counted twice or not at all.
+	// mu keeps the relayed totals exact, so that no binding is counted
+	// twice or not at all: a binding's traffic moves from the map to
+	// removed under it, and a removal while DataPlaneStatus walks the
+	// map (without mu: at many bindings the walk takes a while, and a
+	// removal waits for mu with the relay's state locked) is noted in
+	// walking, whose entries the walk does not count.
 	mu      sync.Mutex
-	removed [2]proto.Traffic // to peer, to client, of bindings removed
+	removed [2]proto.Traffic     // to peer, to client, of bindings removed
+	walking map[bpf.Binding]bool // removed during the walk under way, if any
+	walkMu  sync.Mutex           // one walk at a time
 }
 
 // openXDP sets up the data plane the xdp keys of cfg ask for, with the
@@ -170,6 +175,9 @@ func (x *xdpPlane) remove(b proto.Binding) (bpf.BindingStats, error) {
 	defer x.mu.Unlock()
 	s, err := x.maps.RemoveBindingStats(kernelBinding(b))
 	addTraffic(&x.removed, s)
+	if x.walking != nil {
+		x.walking[s.Binding] = true
+	}
 	return s, err
 }
 
@@ -227,15 +235,24 @@ func (x *xdpPlane) DataPlaneStatus(list []proto.Binding) DataPlaneStatus {
 	}
 	var errs []error
 
+	x.walkMu.Lock()
 	x.mu.Lock()
-	all, err := x.maps.Bindings()
-	totals := x.removed
+	x.walking = map[bpf.Binding]bool{}
 	x.mu.Unlock()
+	all, err := x.maps.Bindings()
+	x.mu.Lock()
+	totals, gone := x.removed, x.walking
+	x.walking = nil
+	x.mu.Unlock()
+	x.walkMu.Unlock()
 	if err != nil {
 		errs = append(errs, err)
 	}
 	byBinding := make(map[bpf.Binding]bpf.BindingStats, len(all))
 	for _, s := range all {
+		if gone[s.Binding] {
+			continue // in removed, with what it relayed until then
+		}
 		addTraffic(&totals, s)
 		byBinding[s.Binding] = s
 	}
