@@ -283,7 +283,10 @@ func (m *Maps) addErr(b Binding, err error) error {
 }
 
 // put writes e unless the map holds it already, and reports whether it
-// created the entry.
+// created the entry. A value it writes has zero counters and an empty next
+// hop (Hop), which the program fills from the FIB for the new rewrite. One
+// it leaves keeps its next hop: that depends on the rewrite alone, and
+// expires by itself (Config.NextHopTTL).
 func (m *Maps) put(e entry) (created bool, err error) {
 	var cur relayBindingValue
 	switch err := m.bindings.Lookup(&e.key, &cur); {

@@ -160,13 +160,40 @@ struct rewrite {
 	__u16 family; /* of src and dst: AF_INET or AF_INET6 */
 };
 
-/* A binding's entry: its rewrite, and what went that way (updated by the
- * program; user space writes zeros and reads them). */
+/*
+ * Where a binding's datagrams left last time, as bpf_fib_lookup found it,
+ * kept in the binding's value so that most packets need no FIB lookup:
+ * that lookup costs more than the rest of the relay path together (IPv6
+ * the most), and the value is looked up anyway. Filled by the program from
+ * a successful lookup only, so every failure (no neighbour, forwarding
+ * off, no route, too big) is still the FIB's answer. User space writes
+ * zeros: empty.
+ *
+ * The program uses it for a packet from the NIC it was looked up for
+ * (forwarding and policy routing depend on the ingress NIC) until
+ * expires_ns, and for a datagram of at most mtu bytes: a larger one asks
+ * the FIB, which decides REASON_MTU as without the cache.
+ *
+ * ifindex 0 means the datagram stays on this host: the binding's peer is
+ * an allocation of this relay, and relay() in xdp.c looks up its binding.
+ */
+struct next_hop {
+	__u64 expires_ns;      /* CLOCK_MONOTONIC (coarse); 0: empty */
+	__u32 ingress_ifindex; /* NIC the lookup was made for */
+	__u32 ifindex;	       /* egress NIC; 0: this host */
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u32 mtu; /* largest IP datagram out of ifindex (mtu_result) */
+};
+
+/* A binding's entry: its rewrite, what went that way and where it went
+ * (updated by the program; user space writes zeros and reads them). */
 struct binding_value {
 	struct rewrite out;
 	__u64 packets;	    /* datagrams relayed */
 	__u64 bytes;	    /* application data relayed, headers excluded */
 	__u64 last_seen_ns; /* CLOCK_MONOTONIC (coarse) of the last one */
+	struct next_hop hop;
 };
 
 /*
@@ -192,6 +219,54 @@ static __always_inline void account(struct binding_value *v, __u64 len,
 	__sync_fetch_and_add(&v->packets, 1);
 	__sync_fetch_and_add(&v->bytes, len);
 	v->last_seen_ns = now;
+}
+
+/*
+ * hop_get copies v's next hop to h and returns 1 if it may serve a packet
+ * that arrived on ingress at now: filled for that NIC and not expired.
+ *
+ * Another CPU may be refilling it meanwhile (hop_put). expires_ns, read
+ * before and after the copy, tells: hop_put clears it first and sets it
+ * last, and only once it has expired, so to a later time. What remains
+ * is two CPUs refilling at once, and they write the same lookup's answer
+ * unless the route changed in between: then at worst one datagram goes
+ * out with a mix of the old and the new next hop. On CPUs that reorder
+ * loads (the JIT adds no barriers) that mix is the worst case too.
+ */
+static __always_inline int hop_get(struct binding_value *v, __u32 ingress,
+				   __u64 now, struct next_hop *h)
+{
+	__u64 expires = *(volatile __u64 *)&v->hop.expires_ns;
+	if (now >= expires)
+		return 0;
+	barrier();
+	*h = v->hop;
+	barrier();
+	if (*(volatile __u64 *)&v->hop.expires_ns != expires)
+		return 0;
+	return h->ingress_ifindex == ingress;
+}
+
+/*
+ * hop_put stores h in v unless v's next hop is still fresh at now: the
+ * first CPU to refill it after it expired wins, and an entry for another
+ * NIC or a smaller MTU stays until it expires, so that its users do not
+ * take turns overwriting it.
+ */
+static __always_inline void hop_put(struct binding_value *v,
+				    const struct next_hop *h, __u64 now)
+{
+	if (now < *(volatile __u64 *)&v->hop.expires_ns)
+		return;
+	*(volatile __u64 *)&v->hop.expires_ns = 0;
+	barrier();
+	v->hop.ingress_ifindex = h->ingress_ifindex;
+	v->hop.ifindex = h->ifindex;
+	__builtin_memcpy(v->hop.smac, h->smac, sizeof(h->smac));
+	__builtin_memcpy(v->hop.dmac, h->dmac, sizeof(h->dmac));
+	v->hop.mtu = h->mtu;
+	barrier();
+	*(volatile __u64 *)&v->hop.expires_ns = h->expires_ns;
 }
 
 /*

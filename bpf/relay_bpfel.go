@@ -29,12 +29,23 @@ type relayBindingValue struct {
 	Packets    uint64
 	Bytes      uint64
 	LastSeenNs uint64
+	Hop        relayNextHop
 }
 
 type relayCounter struct {
 	_       structs.HostLayout
 	Packets uint64
 	Bytes   uint64
+}
+
+type relayNextHop struct {
+	_              structs.HostLayout
+	ExpiresNs      uint64
+	IngressIfindex uint32
+	Ifindex        uint32
+	Smac           [6]uint8
+	Dmac           [6]uint8
+	Mtu            uint32
 }
 
 type relayReason uint32
@@ -87,6 +98,7 @@ const (
 	relayVarAllocPortMax = "alloc_port_max"
 	relayVarAllocPortMin = "alloc_port_min"
 	relayVarListenPort   = "listen_port"
+	relayVarNextHopTtlNs = "next_hop_ttl_ns"
 )
 
 // loadRelay returns the embedded CollectionSpec for relay.
@@ -151,6 +163,7 @@ type relayVariableSpecs struct {
 	AllocPortMax *ebpf.VariableSpec `ebpf:"alloc_port_max"`
 	AllocPortMin *ebpf.VariableSpec `ebpf:"alloc_port_min"`
 	ListenPort   *ebpf.VariableSpec `ebpf:"listen_port"`
+	NextHopTtlNs *ebpf.VariableSpec `ebpf:"next_hop_ttl_ns"`
 }
 
 // relayObjects contains all objects after they have been loaded into the kernel.
@@ -195,6 +208,7 @@ type relayVariables struct {
 	AllocPortMax *ebpf.Variable `ebpf:"alloc_port_max"`
 	AllocPortMin *ebpf.Variable `ebpf:"alloc_port_min"`
 	ListenPort   *ebpf.Variable `ebpf:"listen_port"`
+	NextHopTtlNs *ebpf.Variable `ebpf:"next_hop_ttl_ns"`
 }
 
 // relayPrograms contains all programs after they have been loaded into the kernel.

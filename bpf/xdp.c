@@ -27,10 +27,12 @@
  *
  * The next hop comes from bpf_fib_lookup, which also enforces the egress
  * MTU: XDP_TX when it leaves by the ingress NIC, a redirect through the
- * tx_ports devmap otherwise. Everything the kernel path does not relay
- * goes on to the stack untouched (XDP_PASS), where the user-space relay
- * handles it; the only drop is a ChannelData length that does not fit its
- * datagram, which user space drops too. Each packet is counted under one
+ * tx_ports devmap otherwise. Each binding caches its last successful
+ * answer for next_hop_ttl_ns (struct next_hop in maps.h), so that most
+ * packets cost one map lookup and no FIB lookup. Everything the kernel
+ * path does not relay goes on to the stack untouched (XDP_PASS), where
+ * the user-space relay handles it; the only drop is a ChannelData length
+ * that does not fit its datagram, which user space drops too. Each packet is counted under one
  * reason (enum reason in maps.h); relayed data also on its binding.
  *
  * The code stays within what Debian 12's 6.1 verifier accepts: bounded
@@ -58,6 +60,15 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u16 listen_port = 0;	 /* TURN listen port, e.g. 3478 */
 const volatile __u16 alloc_port_min = 0; /* relayed-address port range */
 const volatile __u16 alloc_port_max = 0;
+
+/*
+ * How long a binding's cached next hop (struct next_hop in maps.h) serves
+ * before the FIB is asked again: the longest a route, neighbour, MTU or
+ * forwarding change takes to reach the kernel path. Longer means fewer
+ * lookups for the many low-rate bindings (an audio call sends 50 packets a
+ * second); the FIB's answers are seconds-stable. Config.NextHopTTL.
+ */
+const volatile __u64 next_hop_ttl_ns = 1000000000;
 
 /* More than any frame holds: XDP without multi-buffer sees one page. */
 #define MAX_FRAME_DATA 0x3FFF
@@ -125,16 +136,13 @@ static __always_inline __u64 csum_rewrite(const struct rewrite *o, __u32 data_le
 }
 
 /*
- * fib looks up the next hop of o's datagram, l3_len bytes from the IP
- * header on, as the kernel would forward it from the ingress NIC. Returns
- * a BPF_FIB_LKUP_RET_* code; on success f holds the egress ifindex and
- * MACs.
+ * fib asks bpf_fib_lookup for the next hop of o's datagram, l3_len bytes
+ * from the IP header on, as the kernel would forward it from the ingress
+ * NIC. Returns a BPF_FIB_LKUP_RET_* code; f holds the answer.
  */
 static __always_inline long fib(struct xdp_md *ctx, const struct rewrite *o,
-				__u32 data_len, struct bpf_fib_lookup *f)
+				__u32 l3_len, struct bpf_fib_lookup *f)
 {
-	__u32 l3_len = out_hdr_len(o) - sizeof(struct ethhdr) + data_len;
-
 	__builtin_memset(f, 0, sizeof(*f));
 	f->family = o->family;
 	f->l4_protocol = IPPROTO_UDP;
@@ -150,6 +158,38 @@ static __always_inline long fib(struct xdp_md *ctx, const struct rewrite *o,
 		__builtin_memcpy(f->ipv6_dst, o->dst_addr, sizeof(f->ipv6_dst));
 	}
 	return bpf_fib_lookup(ctx, f, sizeof(*f), 0);
+}
+
+/*
+ * route finds the next hop of the datagram binding v sends (o, data_len
+ * bytes of data) for a packet that arrived at now: from v's cache while it
+ * serves (hop_get) and the datagram fits its MTU, from bpf_fib_lookup
+ * otherwise, whose success refills the cache. Returns a BPF_FIB_LKUP_RET_*
+ * code, BPF_FIB_LKUP_RET_NOT_FWDED for a cached hop that stays on this
+ * host; h holds the next hop on success, and *cached says where the
+ * answer came from.
+ */
+static __always_inline long route(struct xdp_md *ctx, struct binding_value *v,
+				  const struct rewrite *o, __u32 data_len,
+				  __u64 now, struct next_hop *h, int *cached)
+{
+	__u32 l3_len = out_hdr_len(o) - sizeof(struct ethhdr) + data_len;
+	*cached = hop_get(v, ctx->ingress_ifindex, now, h) && l3_len <= h->mtu;
+	if (*cached)
+		return h->ifindex ? BPF_FIB_LKUP_RET_SUCCESS : BPF_FIB_LKUP_RET_NOT_FWDED;
+
+	struct bpf_fib_lookup f;
+	long rc = fib(ctx, o, l3_len, &f);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return rc;
+	h->expires_ns = now + next_hop_ttl_ns;
+	h->ingress_ifindex = ctx->ingress_ifindex;
+	h->ifindex = f.ifindex;
+	__builtin_memcpy(h->smac, f.smac, sizeof(h->smac));
+	__builtin_memcpy(h->dmac, f.dmac, sizeof(h->dmac));
+	h->mtu = f.mtu_result;
+	hop_put(v, h, now);
+	return rc;
 }
 
 /*
@@ -287,8 +327,10 @@ static __always_inline int relay(struct xdp_md *ctx)
 		return REASON_NO_BINDING;
 	struct binding_value *second = NULL;
 	struct rewrite out = first->out;
-	struct bpf_fib_lookup f;
-	long rc = fib(ctx, &out, data_len, &f);
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct next_hop hop = {};
+	int cached;
+	long rc = route(ctx, first, &out, data_len, now, &hop, &cached);
 
 	/* Towards a peer that is an allocation of this relay: relay it again,
 	 * to that allocation's client. */
@@ -304,9 +346,25 @@ static __always_inline int relay(struct xdp_md *ctx)
 		second = bpf_map_lookup_elem(&bindings, &k2);
 		if (!second)
 			return REASON_NO_BINDING;
+		/* The first leg's answer, that it stays here, is cached too,
+		 * once the binding it leads to exists: its next hop is the
+		 * second binding's. No MTU applies to it. */
+		if (!cached) {
+			struct next_hop here = {
+				.expires_ns = now + next_hop_ttl_ns,
+				.ingress_ifindex = ctx->ingress_ifindex,
+				.mtu = ~0U,
+			};
+			hop_put(first, &here, now);
+		}
 		out = second->out;
-		rc = fib(ctx, &out, data_len, &f);
+		rc = route(ctx, second, &out, data_len, now, &hop, &cached);
 	}
+	/* Debian 12's 6.1 verifier cannot tell that a failed lookup's code is
+	 * not 0, and would walk the success path with what the compiler left
+	 * in hop's registers there (a map pointer): hide rc from the compiler,
+	 * and give hop a value on every path. */
+	barrier_var(rc);
 	switch (rc) {
 	case BPF_FIB_LKUP_RET_SUCCESS:
 		break;
@@ -326,9 +384,10 @@ static __always_inline int relay(struct xdp_md *ctx)
 		return REASON_CSUM_ZERO;
 
 	int reason = REASON_TX;
-	if (f.ifindex != ctx->ingress_ifindex) {
-		/* Records the target now; the frame leaves after return. */
-		if (bpf_redirect_map(&tx_ports, f.ifindex, 0) != XDP_REDIRECT)
+	if (hop.ifindex != ctx->ingress_ifindex) {
+		/* Records the target now; the frame leaves after return. Asked
+		 * per packet, cached hop or not: tx_ports changes with Attach. */
+		if (bpf_redirect_map(&tx_ports, hop.ifindex, 0) != XDP_REDIRECT)
 			return REASON_NO_TX_PORT;
 		reason = REASON_REDIRECT;
 	}
@@ -347,7 +406,7 @@ static __always_inline int relay(struct xdp_md *ctx)
 	if (bpf_xdp_adjust_head(ctx, (int)in_hdr_len - (int)out_len))
 		return REASON_NO_HEADROOM;
 	/* From here on the frame is changed: no more passing it. */
-	if (emit_any(ctx, &out, f.smac, f.dmac, check, data_len))
+	if (emit_any(ctx, &out, hop.smac, hop.dmac, check, data_len))
 		return REASON_ABORTED;
 
 	/* Cut ChannelData padding and Ethernet trailer: the frame ends with
@@ -358,7 +417,6 @@ static __always_inline int relay(struct xdp_md *ctx)
 	if (excess > 0 && bpf_xdp_adjust_tail(ctx, -excess))
 		return REASON_ABORTED;
 
-	__u64 now = bpf_ktime_get_coarse_ns();
 	account(first, data_len, now);
 	if (second)
 		account(second, data_len, now);

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -38,16 +39,31 @@ type Config struct {
 	// reused from when they are already there. "" disables pinning.
 	PinDir string
 	// MaxBindings is how many channel bindings the kernel path holds (two
-	// map entries each, preallocated: about 300 bytes per binding); 0
+	// map entries each, preallocated: about 370 bytes per binding); 0
 	// means DefaultMaxBindings. Bindings beyond it take the user-space
 	// path. Pinned maps keep the size they were created with: changing it
 	// takes a reboot or removing PinDir.
 	MaxBindings int
+	// NextHopTTL is how long the program reuses the next hop it found for
+	// a binding (egress NIC, MAC addresses, MTU) before it asks the
+	// kernel's FIB again, hence the longest a route, neighbour, MTU or
+	// forwarding change takes to reach the kernel path. 0 means
+	// DefaultNextHopTTL; at most MaxNextHopTTL.
+	NextHopTTL time.Duration
 }
 
 // DefaultMaxBindings is the binding capacity when Config.MaxBindings is 0:
-// 64Ki bindings, about 20 MB of kernel memory.
+// 64Ki bindings, about 24 MB of kernel memory.
 const DefaultMaxBindings = 1 << 16
+
+// DefaultNextHopTTL is the next-hop cache's lifetime when
+// Config.NextHopTTL is 0: a low-rate binding (50 packets a second) then
+// pays for one FIB lookup in fifty packets.
+const DefaultNextHopTTL = time.Second
+
+// MaxNextHopTTL bounds Config.NextHopTTL, and so how stale a next hop the
+// kernel path may use.
+const MaxNextHopTTL = time.Second
 
 // maxMaxBindings bounds Config.MaxBindings: 4Mi bindings take over 1 GB.
 const maxMaxBindings = 1 << 22
@@ -64,6 +80,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("xdp config: listen port %d lies inside the allocation port range %d-%d; move one of them", c.ListenPort, c.PortMin, c.PortMax)
 	case c.MaxBindings < 0 || c.MaxBindings > maxMaxBindings:
 		return fmt.Errorf("xdp config: max bindings %d is outside 0-%d; 0 means the default %d", c.MaxBindings, maxMaxBindings, DefaultMaxBindings)
+	case c.NextHopTTL < 0 || c.NextHopTTL > MaxNextHopTTL:
+		return fmt.Errorf("xdp config: next-hop TTL %s is outside 0-%s; 0 means the default %s", c.NextHopTTL, MaxNextHopTTL, DefaultNextHopTTL)
 	}
 	return nil
 }
@@ -94,13 +112,18 @@ func Load(cfg Config) (*Program, error) {
 	if err := spec.Assign(&vars); err != nil {
 		return nil, fmt.Errorf("load xdp program: %w", err)
 	}
+	ttl := cfg.NextHopTTL
+	if ttl == 0 {
+		ttl = DefaultNextHopTTL
+	}
 	for _, v := range []struct {
 		spec  *ebpf.VariableSpec
-		value uint16
+		value any
 	}{
 		{vars.ListenPort, cfg.ListenPort},
 		{vars.AllocPortMin, cfg.PortMin},
 		{vars.AllocPortMax, cfg.PortMax},
+		{vars.NextHopTtlNs, uint64(ttl.Nanoseconds())},
 	} {
 		if err := v.spec.Set(v.value); err != nil {
 			return nil, fmt.Errorf("load xdp program: set %s: %w", v.spec.Name, err)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/google/go-cmp/cmp"
@@ -75,6 +76,9 @@ func TestLoadConfig(t *testing.T) {
 		{cfg: Config{ListenPort: 3478, PortMin: 50100, PortMax: 50000}, wantErr: "range 50100-50000 is empty"},
 		{cfg: Config{ListenPort: 50000, PortMin: 50000, PortMax: 50100}, wantErr: "inside the allocation port range"},
 		{cfg: Config{ListenPort: 50100, PortMin: 50000, PortMax: 50100}, wantErr: "inside the allocation port range"},
+		{cfg: Config{ListenPort: 3478, PortMin: 50000, PortMax: 50100, NextHopTTL: MaxNextHopTTL}},
+		{cfg: Config{ListenPort: 3478, PortMin: 50000, PortMax: 50100, NextHopTTL: -time.Millisecond}, wantErr: "next-hop TTL -1ms is outside 0-1s"},
+		{cfg: Config{ListenPort: 3478, PortMin: 50000, PortMax: 50100, NextHopTTL: MaxNextHopTTL + 1}, wantErr: "next-hop TTL 1.000000001s is outside 0-1s"},
 	} {
 		if tc.wantErr == "" {
 			loadProgram(t, tc.cfg)
