@@ -378,12 +378,8 @@ func (m *Maps) Bindings() ([]BindingStats, error) {
 	}
 	wall := time.Now()
 	byBinding := map[Binding]*BindingStats{}
-	var e entry
-	var v relayBindingValue
-	it := m.bindings.Iterate()
-	for it.Next(&e.key, &v) {
-		e.out = v.Out
-		b, toPeer := e.binding()
+	add := func(key relayBindingKey, v *relayBindingValue) {
+		b, toPeer := entry{key: key, out: v.Out}.binding()
 		s := byBinding[b]
 		if s == nil {
 			s = &BindingStats{Binding: b}
@@ -396,7 +392,7 @@ func (m *Maps) Bindings() ([]BindingStats, error) {
 			s.ToClient = t
 		}
 	}
-	if err := it.Err(); err != nil {
+	if err := m.eachBinding(add); err != nil {
 		return nil, fmt.Errorf("list xdp bindings: %w", err)
 	}
 	out := make([]BindingStats, 0, len(byBinding))
@@ -408,6 +404,47 @@ func (m *Maps) Bindings() ([]BindingStats, error) {
 			a.Peer.Compare(b.Peer), a.Server.Compare(b.Server), a.Relay.Compare(b.Relay))
 	})
 	return out, nil
+}
+
+// bindingBatch is how many entries one system call reads: more than a
+// hash bucket ever holds (the kernel refuses a batch smaller than the
+// bucket it stops in), few enough to stay small.
+const bindingBatch = 1024
+
+// eachBinding calls fn for every entry of the bindings map, reading them
+// in batches (BPF_MAP_LOOKUP_BATCH, Linux 5.6): at tens of thousands of
+// bindings, one system call per entry would take the better part of a
+// second. Entries added or removed meanwhile may or may not be seen.
+func (m *Maps) eachBinding(fn func(relayBindingKey, *relayBindingValue)) error {
+	keys := make([]relayBindingKey, bindingBatch)
+	values := make([]relayBindingValue, bindingBatch)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := m.bindings.BatchLookup(&cursor, keys, values, nil)
+		for i := range n {
+			fn(keys[i], &values[i])
+		}
+		switch {
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			return nil // the end
+		case errors.Is(err, ebpf.ErrNotSupported) && n == 0:
+			return m.iterateBindings(fn)
+		case err != nil:
+			return err
+		}
+	}
+}
+
+// iterateBindings is eachBinding one entry at a time, for kernels without
+// batch lookups.
+func (m *Maps) iterateBindings(fn func(relayBindingKey, *relayBindingValue)) error {
+	var key relayBindingKey
+	var v relayBindingValue
+	it := m.bindings.Iterate()
+	for it.Next(&key, &v) {
+		fn(key, &v)
+	}
+	return it.Err()
 }
 
 // monotonicNow reads the clock the program stamps bindings with

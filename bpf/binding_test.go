@@ -254,3 +254,67 @@ func TestOpenPinnedErrors(t *testing.T) {
 		t.Errorf("OpenPinned(foreign maps) = %v, want ErrMapIncompatible", err)
 	}
 }
+
+// BenchmarkBindings reads 10000 bindings (20000 map entries) with their
+// traffic, as relay status and the bandwidth cap's poll do.
+func BenchmarkBindings(b *testing.B) {
+	cfg := testConfig
+	cfg.MaxBindings = 10000
+	p := loadProgram(b, cfg)
+	for i := range cfg.MaxBindings {
+		bd := Binding{
+			Client:  netip.AddrPortFrom(netip.MustParseAddr("198.18.0.10"), uint16(1024+i)),
+			Server:  netip.MustParseAddrPort("198.18.0.1:3478"),
+			Channel: 0x4000,
+			Relay:   netip.AddrPortFrom(netip.MustParseAddr("198.18.1.1"), uint16(40000+i%20000)),
+			Peer:    netip.AddrPortFrom(netip.MustParseAddr("198.18.2.10"), uint16(1024+i)),
+		}
+		if err := p.AddBinding(bd); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		stats, err := p.Bindings()
+		if err != nil || len(stats) != cfg.MaxBindings {
+			b.Fatalf("Bindings() = %d bindings, %v; want %d", len(stats), err, cfg.MaxBindings)
+		}
+	}
+}
+
+// Reading the bindings in batches sees every entry once, across batch
+// boundaries, as the one-by-one walk of older kernels does.
+func TestEachBindingBatches(t *testing.T) {
+	cfg := testConfig
+	cfg.MaxBindings = 3 * bindingBatch / 2 // three batches of entries
+	p := loadProgram(t, cfg)
+	for i := range cfg.MaxBindings {
+		bd := Binding{
+			Client:  netip.AddrPortFrom(netip.MustParseAddr("198.18.0.10"), uint16(1024+i)),
+			Server:  netip.MustParseAddrPort("198.18.0.1:3478"),
+			Channel: 0x4000,
+			Relay:   netip.AddrPortFrom(netip.MustParseAddr("198.18.1.1"), uint16(40000+i)),
+			Peer:    netip.AddrPortFrom(netip.MustParseAddr("198.18.2.10"), uint16(1024+i)),
+		}
+		if err := p.AddBinding(bd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	collect := func(each func(func(relayBindingKey, *relayBindingValue)) error) map[relayBindingKey]int {
+		t.Helper()
+		seen := map[relayBindingKey]int{}
+		if err := each(func(k relayBindingKey, _ *relayBindingValue) { seen[k]++ }); err != nil {
+			t.Fatal(err)
+		}
+		return seen
+	}
+	batched, walked := collect(p.maps.eachBinding), collect(p.maps.iterateBindings)
+	if len(batched) != 2*cfg.MaxBindings {
+		t.Errorf("batches saw %d entries, want %d", len(batched), 2*cfg.MaxBindings)
+	}
+	for k, n := range batched {
+		if n != 1 || walked[k] != 1 {
+			t.Fatalf("entry %+v seen %d times in batches, %d times walking; want once each", k, n, walked[k])
+		}
+	}
+}
