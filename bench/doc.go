@@ -22,7 +22,13 @@
 // relay, relay → peer. rr, the router's end of the relay's link, always has
 // an XDP program (wire.go): XDP_TX from the relay's NIC vanishes on a veth
 // whose peer has none, and the program counts what the relay sends towards
-// the peer (and, for the in-kernel generator, drops it there).
+// the peer (and, for the in-kernel generator, drops it there). r0 acts as
+// a server's NIC does, for every server alike: GRO on, and NAPI in a thread
+// of its own, so that a poll finds the datagrams that queued since the
+// last one, as a busy NIC's does (a veth's sender otherwise polls after
+// every datagram, and GRO never finds two together). The in-kernel
+// generator's runs turn the thread off: they need the path charged to the
+// generator's thread.
 //
 // # What is measured, and how
 //

@@ -153,6 +153,10 @@ func (b *Bench) kernelCases(run int, subject string, match netip.Addr, flows []f
 		return err
 	}
 	defer b.topo.Wire.Set(PeerIP, false)
+	if err := b.topo.ThreadedNAPI(false); err != nil {
+		return err
+	}
+	defer b.topo.ThreadedNAPI(true)
 	for _, c := range b.cases() {
 		if err := b.ctx.Err(); err != nil {
 			return err
