@@ -255,24 +255,31 @@ func TestOpenPinnedErrors(t *testing.T) {
 	}
 }
 
+// addBindings adds n bindings of one client address, each its own port,
+// allocation port and peer port (n up to 20000).
+func addBindings(t testing.TB, p *Program, n int) {
+	t.Helper()
+	for i := range n {
+		b := Binding{
+			Client:  netip.AddrPortFrom(netip.MustParseAddr("198.18.0.10"), uint16(1024+i)),
+			Server:  netip.MustParseAddrPort("198.18.0.1:3478"),
+			Channel: 0x4000,
+			Relay:   netip.AddrPortFrom(netip.MustParseAddr("198.18.1.1"), uint16(40000+i)),
+			Peer:    netip.AddrPortFrom(netip.MustParseAddr("198.18.2.10"), uint16(1024+i)),
+		}
+		if err := p.AddBinding(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkBindings reads 10000 bindings (20000 map entries) with their
 // traffic, as relay status and the bandwidth cap's poll do.
 func BenchmarkBindings(b *testing.B) {
 	cfg := testConfig
 	cfg.MaxBindings = 10000
 	p := loadProgram(b, cfg)
-	for i := range cfg.MaxBindings {
-		bd := Binding{
-			Client:  netip.AddrPortFrom(netip.MustParseAddr("198.18.0.10"), uint16(1024+i)),
-			Server:  netip.MustParseAddrPort("198.18.0.1:3478"),
-			Channel: 0x4000,
-			Relay:   netip.AddrPortFrom(netip.MustParseAddr("198.18.1.1"), uint16(40000+i%20000)),
-			Peer:    netip.AddrPortFrom(netip.MustParseAddr("198.18.2.10"), uint16(1024+i)),
-		}
-		if err := p.AddBinding(bd); err != nil {
-			b.Fatal(err)
-		}
-	}
+	addBindings(b, p, cfg.MaxBindings)
 	b.ResetTimer()
 	for range b.N {
 		stats, err := p.Bindings()
@@ -288,18 +295,7 @@ func TestEachBindingBatches(t *testing.T) {
 	cfg := testConfig
 	cfg.MaxBindings = 3 * bindingBatch / 2 // three batches of entries
 	p := loadProgram(t, cfg)
-	for i := range cfg.MaxBindings {
-		bd := Binding{
-			Client:  netip.AddrPortFrom(netip.MustParseAddr("198.18.0.10"), uint16(1024+i)),
-			Server:  netip.MustParseAddrPort("198.18.0.1:3478"),
-			Channel: 0x4000,
-			Relay:   netip.AddrPortFrom(netip.MustParseAddr("198.18.1.1"), uint16(40000+i)),
-			Peer:    netip.AddrPortFrom(netip.MustParseAddr("198.18.2.10"), uint16(1024+i)),
-		}
-		if err := p.AddBinding(bd); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addBindings(t, p, cfg.MaxBindings)
 	collect := func(each func(func(relayBindingKey, *relayBindingValue)) error) map[relayBindingKey]int {
 		t.Helper()
 		seen := map[relayBindingKey]int{}
