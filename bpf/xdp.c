@@ -32,8 +32,9 @@
  * packets cost one map lookup and no FIB lookup. Everything the kernel
  * path does not relay goes on to the stack untouched (XDP_PASS), where
  * the user-space relay handles it; the only drop is a ChannelData length
- * that does not fit its datagram, which user space drops too. Each packet is counted under one
- * reason (enum reason in maps.h); relayed data also on its binding.
+ * that does not fit its datagram, which user space drops too. Each packet
+ * is counted under one reason (enum reason in maps.h); relayed data also
+ * on its binding.
  *
  * The code stays within what Debian 12's 6.1 verifier accepts: bounded
  * loops only, bounded16() on byte-swapped lengths before they reach a
