@@ -58,11 +58,11 @@ func gsoSegmentMax(a netip.Addr) int32 {
 	return 1500 - 40 - 8
 }
 
-// setOffload turns on, for a socket being opened, what udpOffload asks.
-// Both are optimizations: a kernel without UDP_GRO (before 5.0) or
+// setOffload turns on, for a socket being opened, what udpOffload and o
+// ask. Both are optimizations: a kernel without UDP_GRO (before 5.0) or
 // UDP_SEGMENT (before 4.18) is no error, the socket just does without.
-func (sk *socket) setOffload(fd int) {
-	if udpOffload.gro {
+func (sk *socket) setOffload(fd int, o socketOptions) {
+	if udpOffload.gro && !o.noGRO {
 		sk.gro = unix.SetsockoptInt(fd, unix.SOL_UDP, unix.UDP_GRO, 1) == nil
 	}
 	if udpOffload.gso {
@@ -90,4 +90,21 @@ func (sk *socket) gsoRefused(err error, segment int) {
 		}
 	}
 	// Anything else (no route, a firewall) is the datagrams' own.
+}
+
+// A generic-mode XDP program runs in the stack after GRO: with UDP_GRO on
+// the relay's sockets, GRO would join a flow's bursts of ChannelData
+// before the program sees them, and the program would pass them on (one
+// datagram's ChannelData, then what looks like excess) to the user-space
+// path. So when any NIC runs an XDP program in generic mode, the relay
+// leaves UDP_GRO off: turned off on the listen sockets once the data plane
+// is known (noGRO), and never turned on for allocation sockets. Native
+// mode runs in the driver, before GRO, and keeps it.
+
+// groOff turns UDP_GRO off on sk; datagrams the kernel joined already are
+// still cut up by the worker.
+func (sk *socket) groOff() {
+	if sk.gro && unix.SetsockoptInt(sk.fd, unix.SOL_UDP, unix.UDP_GRO, 0) == nil {
+		sk.gro = false
+	}
 }

@@ -228,7 +228,7 @@ func TestGRO(t *testing.T) {
 	o.r.Status(0).WriteText(&text, time.Now())
 	rec := httptest.NewRecorder()
 	o.r.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	if want := fmt.Sprintf("GRO %d datagrams in %d reads", dgrams, reads); !strings.Contains(text.String(), want) {
+	if want := fmt.Sprintf("GRO on, %d datagrams in %d reads", dgrams, reads); !strings.Contains(text.String(), want) {
 		t.Errorf("relay status:\n%s\nwant it to contain %q", text.String(), want)
 	}
 	if got := metricValue(t, rec.Body.String(), "relaybox_gro_reads_total"); got != reads {

@@ -54,13 +54,16 @@ type Server struct {
 	byID   map[uint32]*socket // every open socket, by its epoll key
 	nextID uint32
 
-	workers  []*worker
-	listens  []netip.AddrPort // bound, in Config.Listen order
-	relay    []netip.Addr     // relay addresses in use
-	wake     chan struct{}    // the timer goroutine's: an earlier deadline
-	ready    atomic.Bool
-	started  time.Time
-	nextPort atomic.Uint32 // spreads allocation sockets over workers
+	workers []*worker
+	listens []netip.AddrPort // bound, in Config.Listen order
+	relay   []netip.Addr     // relay addresses in use
+	// genericXDP: an XDP program runs in generic mode, so the sockets
+	// leave UDP GRO off (offload.go). Set before the workers start.
+	genericXDP bool
+	wake       chan struct{} // the timer goroutine's: an earlier deadline
+	ready      atomic.Bool
+	started    time.Time
+	nextPort   atomic.Uint32 // spreads allocation sockets over workers
 
 	metricsAddr string
 }
@@ -172,6 +175,15 @@ func (s *Server) Run(ctx context.Context) (err error) {
 			s.plane = userSpaceOnly{why: err.Error()}
 		} else {
 			s.plane = x
+			if x.generic {
+				s.genericXDP = true
+				for _, w := range s.workers {
+					for _, sk := range w.listens {
+						sk.groOff()
+					}
+				}
+				s.log.Info("xdp: a NIC runs the program in generic mode, after GRO: UDP GRO stays off so that the program sees every datagram")
+			}
 			cleanup = append(cleanup, func() {
 				if err := x.Close(); err != nil {
 					s.log.Warn("xdp: not all closed", "err", err)
@@ -313,7 +325,7 @@ func (s *Server) bind(relayed []netip.AddrPort) error {
 	opened := make([]*socket, 0, len(relayed))
 	err := s.inNamespace(func() error {
 		for _, a := range relayed {
-			sk, err := openSocket(a, socketOptions{})
+			sk, err := openSocket(a, socketOptions{noGRO: s.genericXDP})
 			if err != nil {
 				return fmt.Errorf("allocation socket %s: %w", a, err)
 			}

@@ -44,6 +44,7 @@ type socketOptions struct {
 	listen    bool
 	reusePort bool // join an SO_REUSEPORT group: one socket per worker
 	bufBytes  int  // SO_RCVBUF and SO_SNDBUF, if not 0
+	noGRO     bool // leave UDP_GRO off (see Server.genericXDP)
 }
 
 // listenBufBytes is the listen sockets' buffer size: room for a burst of a
@@ -123,7 +124,7 @@ func openSocket(local netip.AddrPort, o socketOptions) (*socket, error) {
 	}
 	ok = true
 	sk := &socket{file: f, rc: rc, fd: fd, local: bound, listen: o.listen, wildcard: wildcard}
-	sk.setOffload(fd)
+	sk.setOffload(fd, o)
 	return sk, nil
 }
 

@@ -52,6 +52,9 @@ type Status struct {
 
 // Offload is what UDP GRO and GSO did on the user-space path.
 type Offload struct {
+	// GRO says whether the listen sockets have UDP_GRO on: off without
+	// kernel support, or with an XDP program in generic mode.
+	GRO          bool   `json:"gro"`
 	GROReads     uint64 `json:"gro_reads"`     // reads that held several datagrams
 	GRODatagrams uint64 `json:"gro_datagrams"` // the datagrams in them
 	GSODatagrams uint64 `json:"gso_datagrams"` // datagrams sent as segments after their message's first
@@ -92,6 +95,9 @@ func (s *Server) Status(limit int) Status {
 		st.Offload.GRODatagrams += w.groDatagrams.Load()
 		st.Offload.GSODatagrams += w.gsoDatagrams.Load()
 		st.Offload.GSORefused += w.gsoRefused.Load()
+		for _, sk := range w.listens {
+			st.Offload.GRO = st.Offload.GRO || sk.gro
+		}
 	}
 
 	s.mu.Lock()
@@ -201,7 +207,11 @@ func (st Status) WriteText(w io.Writer, now time.Time) error {
 	p("refused peers\t%s", counts(st.RefusedPeers))
 	p("send errors\t%d; ports refused %d", st.SendErrors, st.BindFailures)
 	o := st.Offload
-	p("udp offload\tGRO %d datagrams in %d reads; GSO %d datagrams joined, %d messages refused", o.GRODatagrams, o.GROReads, o.GSODatagrams, o.GSORefused)
+	gro := "off"
+	if o.GRO {
+		gro = "on"
+	}
+	p("udp offload\tGRO %s, %d datagrams in %d reads; GSO %d datagrams joined, %d messages refused", gro, o.GRODatagrams, o.GROReads, o.GSODatagrams, o.GSORefused)
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+
 	"github.com/relaybox/relaybox/bpf"
 	"github.com/relaybox/relaybox/relay/proto"
 )
@@ -30,6 +33,9 @@ type xdpPlane struct {
 	mode     string            // for status: "xdp eth0:native", ...
 	// stale counts the bindings of a dead relay removed at start.
 	stale int
+	// generic: a NIC of the relay's namespace runs an XDP program in
+	// generic mode (offload.go says what follows).
+	generic bool
 
 	// capped: a bandwidth cap is set, and the relay charges the kernel's
 	// relaying to the allocations (bandwidth.go). use is each binding's
@@ -81,6 +87,13 @@ func openXDP(cfg *Config, listenPort uint16, inNamespace func(func() error) erro
 	if cfg.Bandwidth > 0 {
 		x.capped, x.use = true, map[proto.Binding]*kernelUse{}
 	}
+	if err := inNamespace(func() error {
+		var err error
+		x.generic, err = genericXDP()
+		return err
+	}); err != nil {
+		log.Warn("xdp: cannot tell whether a NIC runs XDP in generic mode; UDP GRO stays on", "err", err)
+	}
 	return x, nil
 }
 
@@ -119,6 +132,21 @@ func (x *xdpPlane) load(cfg *Config, listenPort uint16, inNamespace func(func() 
 	}
 	x.mode = "xdp " + strings.Join(modes, " ")
 	return nil
+}
+
+// genericXDP reports whether a link of the calling thread's network
+// namespace has an XDP program attached in generic mode.
+func genericXDP() (bool, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return false, fmt.Errorf("list links: %w", err)
+	}
+	for _, l := range links {
+		if x := l.Attrs().Xdp; x != nil && x.Attached && x.AttachMode == nl.XDP_ATTACHED_SKB {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // forwardingOff lists the forwarding sysctls of iface that are 0, in the

@@ -847,3 +847,40 @@ func TestXDPBandwidth(t *testing.T) {
 			after.kernel-before.kernel, after.toPeer-before.toPeer)
 	}
 }
+
+// TestXDPGenericGROOff: a program in generic mode runs after GRO, which
+// would join a flow's ChannelData before the program sees it; so with
+// generic XDP the relay's listen and allocation sockets leave UDP GRO
+// off, and with native XDP (which runs before GRO) they keep it.
+func TestXDPGenericGROOff(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		gro  bool
+	}{{"native", true}, {"generic", false}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			tp := xdpTopology(t)
+			r := tp.startRelay(t, 3478, nil, "xdp", "r0,r1", "xdp-mode", tc.mode)
+			if got := r.Status(0).DataPlane.Mode; got != "xdp r0:"+tc.mode+" r1:"+tc.mode {
+				t.Fatalf("data plane %q, want both NICs in %s mode", got, tc.mode)
+			}
+			rc := newRawClient(t, udpConn(t, tp.client.Do, netip.AddrPortFrom(clientIP4, 0)), netip.AddrPortFrom(listenIP4, 3478), testUser, testPass)
+			relayed := rc.allocate()
+			if got := r.Status(0).Offload.GRO; got != tc.gro {
+				t.Errorf("listen sockets' GRO = %v, want %v", got, tc.gro)
+			}
+			r.mu.Lock()
+			sk := r.relayed[relayed[0]]
+			r.mu.Unlock()
+			if sk == nil {
+				t.Fatalf("no allocation socket for %s", relayed[0])
+			}
+			on, err := unix.GetsockoptInt(sk.fd, unix.SOL_UDP, unix.UDP_GRO)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (on != 0) != tc.gro {
+				t.Errorf("allocation socket's UDP_GRO = %d, want it %v", on, tc.gro)
+			}
+		})
+	}
+}
