@@ -29,11 +29,15 @@ import (
 // reaches the socket whole, which is the same UDP_GRO read, with
 // segments of our choosing.
 
-// napiGRO turns on GRO with threaded NAPI on dev in ns.
+// napiGRO turns on GRO with threaded NAPI on dev in ns. A NAPI thread
+// that keeps up with the sender still polls one datagram at a time; a GRO
+// flush timeout keeps what a poll joined for the next polls to join more
+// to, as a NIC's interrupt coalescing would.
 func napiGRO(t testing.TB, ns *nstest.NS, dev string) {
 	t.Helper()
 	ns.MustRun(t, "ethtool", "-K", dev, "gro", "on")
 	ns.MustRun(t, "sh", "-c", "echo 1 > /sys/class/net/"+dev+"/threaded")
+	ns.MustRun(t, "sh", "-c", "echo 200000 > /sys/class/net/"+dev+"/gro_flush_timeout")
 }
 
 // txChecksum turns transmit checksum offload back on for dev in ns:

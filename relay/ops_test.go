@@ -34,14 +34,31 @@ func opsRelay(t *testing.T) (r *running, control, secretFile string) {
 	return startServer(t, cfg, Options{DataPlane: &recorder{clock: &seqClock{}}}), control, secretFile
 }
 
+// untilChannelData makes round trips of msg through tc to peer, at least
+// three, until ChannelData has gone both ways: pion binds its channel in
+// the background, sending Send indications meanwhile.
+func untilChannelData(t *testing.T, r *running, tc *turnClient, peer net.Addr, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for try := 0; ; try++ {
+		roundTrip(t, tc, peer, []byte(msg))
+		st := r.Status(0)
+		if try >= 2 && st.Relayed["channel-to-peer"].Packets > 0 && st.Relayed["peer-to-channel"].Packets > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pion sent no ChannelData in %d round trips over 10 s", try+1)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestControlSocket(t *testing.T) {
 	r, control, _ := opsRelay(t)
 	peer := udpConn(t, nil, netip.AddrPortFrom(lo4, 0))
 	go echo(peer)
 	tc := newTURNClient(t, udpConn(t, nil, netip.AddrPortFrom(lo4, 0)), r.listen[0], testUser, testPass)
-	for range 3 {
-		roundTrip(t, tc, peer.LocalAddr(), []byte("status"))
-	}
+	untilChannelData(t, r, tc, peer.LocalAddr(), "status")
 
 	fi, err := os.Stat(control)
 	if err != nil || fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
@@ -157,9 +174,7 @@ func TestMetrics(t *testing.T) {
 	peer := udpConn(t, nil, netip.AddrPortFrom(lo4, 0))
 	go echo(peer)
 	tc := newTURNClient(t, udpConn(t, nil, netip.AddrPortFrom(lo4, 0)), r.listen[0], testUser, testPass)
-	for range 3 {
-		roundTrip(t, tc, peer.LocalAddr(), []byte("metrics"))
-	}
+	untilChannelData(t, r, tc, peer.LocalAddr(), "metrics")
 	get := func(path string) (int, string) {
 		t.Helper()
 		resp, err := http.Get("http://" + r.MetricsAddr() + path)

@@ -130,9 +130,13 @@ func testXDPDataPlane(t *testing.T, mode string, wildcard bool) {
 			path := proto.PathChannelToPeer.String()
 			return st.Relayed[path].Packets + st.DataPlane.Relayed[path].Packets
 		}
+		deadline := time.Now().Add(10 * time.Second)
 		for try := 0; channelData() == 0; try++ {
-			if try == 100 {
-				t.Fatal("pion sent no ChannelData in 100 round trips")
+			if time.Now().After(deadline) {
+				t.Fatalf("pion sent no ChannelData in %d round trips over 10 s", try)
+			}
+			if try > 0 {
+				time.Sleep(10 * time.Millisecond)
 			}
 			roundTrip(t, tc, peer, []byte("binding"))
 		}
