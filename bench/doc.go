@@ -23,10 +23,11 @@
 // an XDP program (wire.go): XDP_TX from the relay's NIC vanishes on a veth
 // whose peer has none, and the program counts what the relay sends towards
 // the peer (and, for the in-kernel generator, drops it there). r0 acts as
-// a server's NIC does, for every server alike: GRO on, and NAPI in a thread
-// of its own, so that a poll finds the datagrams that queued since the
-// last one, as a busy NIC's does (a veth's sender otherwise polls after
-// every datagram, and GRO never finds two together). The in-kernel
+// a server's NIC does, for every server alike: GRO on, NAPI in a thread of
+// its own, so that a poll finds the datagrams that queued since the last
+// one, as a busy NIC's does (a veth's sender otherwise polls after every
+// datagram, and GRO never finds two together), and a GRO flush timeout of
+// 50 µs standing for a NIC's interrupt coalescing. The in-kernel
 // generator's runs turn the thread off: they need the path charged to the
 // generator's thread.
 //

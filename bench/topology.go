@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -89,6 +90,7 @@ func NewTopology(h *harness) (t *Topology, err error) {
 		t.Relay.Sysctl(h, "net/ipv4/ip_forward", "1")
 		// The relay's NIC as a server's: see the package comment.
 		t.Relay.MustRun(h, "ethtool", "-K", relayIface, "gro", "on")
+		t.Relay.MustRun(h, "sh", "-c", fmt.Sprintf("echo %d > /sys/class/net/%s/gro_flush_timeout", relayGROFlush.Nanoseconds(), relayIface))
 		t.RelayNetlink = t.Relay.Netlink(h)
 	})
 	if err != nil {
@@ -109,6 +111,11 @@ func NewTopology(h *harness) (t *Topology, err error) {
 	}
 	return t, nil
 }
+
+// relayGROFlush is how long the relay's NIC holds what GRO joined for
+// later polls to join more to: a server NIC's interrupt coalescing, which
+// a veth lacks, is of this order.
+const relayGROFlush = 50 * time.Microsecond
 
 // ThreadedNAPI runs the relay NIC's receive processing in a kernel thread
 // of its own (on), as a busy NIC's polls are, or back in the softirq of
