@@ -3,15 +3,10 @@
 package bpf
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -142,73 +137,6 @@ func receive(t *testing.T, c *net.UDPConn, what string) ([]byte, netip.AddrPort)
 	return buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 }
 
-// udpCsumErrors returns the UDP and UDP-Lite checksum errors the stack of
-// ns counted, IPv4 and IPv6 together.
-func udpCsumErrors(t *testing.T, ns *nstest.NS) int {
-	t.Helper()
-	total := 0
-	err := ns.Do(func() error {
-		// thread-self: /proc/self/net would show the namespace of the
-		// process's main thread.
-		for _, f := range []string{"/proc/thread-self/net/snmp", "/proc/thread-self/net/snmp6"} {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return err
-			}
-			n, err := csumErrors(b)
-			if err != nil {
-				return fmt.Errorf("%s: %w", f, err)
-			}
-			total += n
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return total
-}
-
-// csumErrors sums the InCsumErrors counters of /proc/net/snmp (a header
-// line and a value line per protocol) or snmp6 (name value lines).
-func csumErrors(b []byte) (int, error) {
-	total := 0
-	var header []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 2 && strings.HasSuffix(f[0], "InCsumErrors") {
-			n, err := strconv.Atoi(f[1])
-			if err != nil {
-				return 0, err
-			}
-			total += n
-			continue
-		}
-		if len(f) < 2 || !strings.HasPrefix(f[0], "Udp") {
-			continue
-		}
-		if header == nil || header[0] != f[0] {
-			header = f
-			continue
-		}
-		for i, name := range header {
-			if name == "InCsumErrors" && i < len(f) {
-				n, err := strconv.Atoi(f[i])
-				if err != nil {
-					return 0, err
-				}
-				total += n
-			}
-		}
-		header = nil
-	}
-	if sc.Err() != nil {
-		return 0, sc.Err()
-	}
-	return total, nil
-}
-
 // TestKernelPath relays ChannelData between a client socket and a UDP echo
 // peer through the program attached natively in a relay namespace that
 // has no sockets: IPv4, IPv6 and both cross-family combinations, then two
@@ -327,30 +255,11 @@ func TestKernelPath(t *testing.T) {
 		}
 	}
 	for _, ns := range []*nstest.NS{k.clients, k.peer} {
-		if n := udpCsumErrors(t, ns); n != 0 {
+		if n := ns.UDPChecksumErrors(t); n != 0 {
 			t.Errorf("%s counted %d UDP checksum errors", ns.Name, n)
 		}
 	}
 	if t.Failed() {
 		t.Logf("reasons: %v", got)
-	}
-}
-
-// TestCsumErrorsParse keeps udpCsumErrors honest: it must find the
-// counters where the kernel puts them.
-func TestCsumErrorsParse(t *testing.T) {
-	snmp := "Ip: Forwarding DefaultTTL\nIp: 1 64\nUdp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors\nUdp: 5 0 1 5 0 0 3 0 0\nUdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors\nUdpLite: 0 0 0 0 0 0 4 0 0\n"
-	snmp6 := "Udp6InDatagrams                 \t7\nUdp6InCsumErrors                \t2\nUdpLite6InCsumErrors            \t1\n"
-	for _, tc := range []struct {
-		in   string
-		want int
-	}{{snmp, 7}, {snmp6, 3}} {
-		got, err := csumErrors([]byte(tc.in))
-		if err != nil || got != tc.want {
-			t.Errorf("csumErrors(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
-		}
-	}
-	if _, err := csumErrors([]byte("Udp6InCsumErrors x\n")); !errors.Is(err, strconv.ErrSyntax) {
-		t.Errorf("csumErrors(garbage) = %v, want a syntax error", err)
 	}
 }

@@ -117,7 +117,7 @@ func testXDPDataPlane(t *testing.T, mode string, wildcard bool) {
 	listen4, listen6 := netip.AddrPortFrom(listenIP4, 3478), netip.AddrPortFrom(listenIP6, 3478)
 	peer4 := tp.echoPeer(t, netip.AddrPortFrom(peerIP4, 5000))
 	peer6 := tp.echoPeer(t, netip.AddrPortFrom(peerIP6, 5000))
-	csumBefore := udpCsumErrors(t, tp.client) + udpCsumErrors(t, tp.peer)
+	csumBefore := tp.client.UDPChecksumErrors(t) + tp.peer.UDPChecksumErrors(t)
 	const n = 50
 
 	t.Run("pion client, IPv4", func(t *testing.T) {
@@ -222,7 +222,7 @@ func testXDPDataPlane(t *testing.T, mode string, wildcard bool) {
 		checkPath(t, kernel, burst, before, r.flowCount())
 	})
 
-	if n := udpCsumErrors(t, tp.client) + udpCsumErrors(t, tp.peer); n != csumBefore {
+	if n := tp.client.UDPChecksumErrors(t) + tp.peer.UDPChecksumErrors(t); n != csumBefore {
 		t.Errorf("the client and peer kernels counted %d UDP checksum errors, want none", n-csumBefore)
 	}
 	if !kernel {
@@ -298,46 +298,6 @@ func metricValue(t *testing.T, body, series string) uint64 {
 		t.Fatalf("%s %s: %v", series, m[1], err)
 	}
 	return uint64(v)
-}
-
-// udpCsumErrors is the InCsumErrors count of UDP and UDP-Lite, IPv4 and
-// IPv6 together, in ns.
-func udpCsumErrors(t *testing.T, ns *nstest.NS) int {
-	t.Helper()
-	total := 0
-	err := ns.Do(func() error {
-		// thread-self: /proc/self/net is the main thread's namespace.
-		for _, f := range []string{"/proc/thread-self/net/snmp", "/proc/thread-self/net/snmp6"} {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return err
-			}
-			var header []string
-			for _, line := range strings.Split(string(b), "\n") {
-				fields := strings.Fields(line)
-				switch {
-				case len(fields) == 2 && strings.HasPrefix(fields[0], "Udp") && strings.HasSuffix(fields[0], "InCsumErrors"): // snmp6
-					n, _ := strconv.Atoi(fields[1])
-					total += n
-				case len(fields) > 1 && strings.HasPrefix(fields[0], "Udp") && (header == nil || header[0] != fields[0]): // snmp header line
-					header = fields
-				case len(fields) > 1 && header != nil && header[0] == fields[0]: // snmp value line
-					for i, name := range header {
-						if name == "InCsumErrors" && i < len(fields) {
-							n, _ := strconv.Atoi(fields[i])
-							total += n
-						}
-					}
-					header = nil
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("read UDP checksum errors in %s: %v", ns.Name, err)
-	}
-	return total
 }
 
 // TestXDPRestart kills a relay that has a binding in the kernel, and
