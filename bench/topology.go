@@ -89,8 +89,7 @@ func NewTopology(h *harness) (t *Topology, err error) {
 		// on a NIC with forwarding off; the appliance turns it on too.
 		t.Relay.Sysctl(h, "net/ipv4/ip_forward", "1")
 		// The relay's NIC as a server's: see the package comment.
-		t.Relay.MustRun(h, "ethtool", "-K", relayIface, "gro", "on")
-		t.Relay.MustRun(h, "sh", "-c", fmt.Sprintf("echo %d > /sys/class/net/%s/gro_flush_timeout", relayGROFlush.Nanoseconds(), relayIface))
+		t.Relay.PollLikeANIC(h, relayIface, relayGROFlush)
 		t.RelayNetlink = t.Relay.Netlink(h)
 	})
 	if err != nil {
@@ -106,9 +105,6 @@ func NewTopology(h *harness) (t *Topology, err error) {
 		return nil, err
 	}
 	h.Cleanup(func() { t.Wire.Close() })
-	if err := t.ThreadedNAPI(true); err != nil {
-		return nil, err
-	}
 	return t, nil
 }
 
@@ -121,17 +117,7 @@ const relayGROFlush = 50 * time.Microsecond
 // of its own (on), as a busy NIC's polls are, or back in the softirq of
 // whoever sends to it (off), which the in-kernel generator needs: the
 // path's cost must be charged to its thread.
-func (t *Topology) ThreadedNAPI(on bool) error {
-	v := "0"
-	if on {
-		v = "1"
-	}
-	cmd := t.Relay.Command("sh", "-c", "echo "+v+" > /sys/class/net/"+relayIface+"/threaded")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("threaded NAPI %s on %s: %v: %s", v, relayIface, err, out)
-	}
-	return nil
-}
+func (t *Topology) ThreadedNAPI(on bool) error { return t.Relay.ThreadedNAPI(relayIface, on) }
 
 // linkInfo returns the MAC address and ifindex of iface in ns.
 func linkInfo(ns *nstest.NS, iface string) (mac net.HardwareAddr, index int, err error) {
