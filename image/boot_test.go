@@ -33,15 +33,23 @@ func TestPXEBoot(t *testing.T) {
 	ns := tapNamespace(t)
 	serveDHCP(t, ns, image.IPXEScript)
 	serveTFTP(t, ns, art.PXE)
+	netBoot(t, ns, "PXE")
+}
 
+// netBoot boots QEMU in ns from the network (a virtio NIC, whose option
+// ROM is iPXE) to the ready line, which must name native XDP, and checks
+// that the relay answers STUN. how names the way, for the log.
+func netBoot(t *testing.T, ns *nstest.NS, how string) *vm {
+	t.Helper()
 	start := time.Now()
 	vm := startVM(t, ns, qemu.Options{NetBoot: true, NIC: qemu.VirtioNet, Tap: "tap0"})
 	ready := vm.waitFor(t, "relaybox: ready", bootTimeout)
-	t.Logf("PXE boot to the ready line: %s", time.Since(start).Round(time.Second))
+	t.Logf("%s boot to the ready line: %s", how, time.Since(start).Round(time.Second))
 	if !strings.Contains(ready, "xdp=eth0:native") {
 		t.Errorf("ready line %q: want xdp=eth0:native", ready)
 	}
 	bindingFrom(t, ns)
+	return vm
 }
 
 // TestUEFIUSBBoot boots relaybox.img as a USB stick on OVMF: the firmware

@@ -7,10 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/relaybox/relaybox/image"
-	"github.com/relaybox/relaybox/image/qemu"
 )
 
 // Where Debian's pxelinux and syslinux-common packages install PXELINUX
@@ -54,15 +52,7 @@ func TestPXELinuxBoot(t *testing.T) {
 	ns := tapNamespace(t)
 	serveDHCP(t, ns, path.Join(dir, "pxelinux.0"))
 	asked := serveTFTP(t, ns, root)
-
-	start := time.Now()
-	vm := startVM(t, ns, qemu.Options{NetBoot: true, NIC: qemu.VirtioNet, Tap: "tap0"})
-	ready := vm.waitFor(t, "relaybox: ready", bootTimeout)
-	t.Logf("PXELINUX boot to the ready line: %s", time.Since(start).Round(time.Second))
-	if !strings.Contains(ready, "xdp=eth0:native") {
-		t.Errorf("ready line %q: want xdp=eth0:native", ready)
-	}
-	bindingFrom(t, ns)
+	netBoot(t, ns, "PXELINUX")
 
 	// The files came through PXELINUX, in its order.
 	got := asked()
