@@ -164,26 +164,32 @@ struct rewrite {
  * Where a binding's datagrams left last time, as bpf_fib_lookup found it,
  * kept in the binding's value so that most packets need no FIB lookup:
  * that lookup costs more than the rest of the relay path together (IPv6
- * the most), and the value is looked up anyway. Filled by the program from
- * a successful lookup only, so every failure (no neighbour, forwarding
- * off, no route, too big) is still the FIB's answer. User space writes
+ * the most), and the value is looked up anyway. Filled by the program
+ * from the FIB's answer, whatever it was (rc), except "too big"
+ * (BPF_FIB_LKUP_RET_FRAG_NEEDED), which depends on the datagram's size:
+ * so a binding whose peer has no neighbour or no route yet costs one
+ * lookup per (short) expiry too, not one per packet. User space writes
  * zeros: empty.
  *
  * The program uses it for a packet from the NIC it was looked up for
  * (forwarding and policy routing depend on the ingress NIC) until
  * expires_ns, and for a datagram of at most mtu bytes: a larger one asks
- * the FIB, which decides REASON_MTU as without the cache.
+ * the FIB, which decides REASON_MTU as without the cache. After a failure
+ * that bound is the size asked (the FIB checks the MTU before the
+ * neighbour); for a datagram that stays here there is none.
  *
- * ifindex 0 means the datagram stays on this host: the binding's peer is
- * an allocation of this relay, and relay() in xdp.c looks up its binding.
+ * rc BPF_FIB_LKUP_RET_NOT_FWDED means the datagram stays on this host:
+ * the binding's peer is an allocation of this relay, and relay() in xdp.c
+ * looks up its binding, or the peer is another local address.
  */
 struct next_hop {
 	__u64 expires_ns;      /* CLOCK_MONOTONIC (coarse); 0: empty */
 	__u32 ingress_ifindex; /* NIC the lookup was made for */
-	__u32 ifindex;	       /* egress NIC; 0: this host */
+	__u32 ifindex;	       /* egress NIC, on success */
 	__u8 smac[6];
 	__u8 dmac[6];
-	__u32 mtu; /* largest IP datagram out of ifindex (mtu_result) */
+	__u16 mtu; /* largest IP datagram it serves: out of ifindex, mtu_result */
+	__u16 rc;  /* the FIB's answer: BPF_FIB_LKUP_RET_* */
 };
 
 /* A binding's entry: its rewrite, what went that way and where it went
@@ -265,6 +271,7 @@ static __always_inline void hop_put(struct binding_value *v,
 	__builtin_memcpy(v->hop.smac, h->smac, sizeof(h->smac));
 	__builtin_memcpy(v->hop.dmac, h->dmac, sizeof(h->dmac));
 	v->hop.mtu = h->mtu;
+	v->hop.rc = h->rc;
 	barrier();
 	*(volatile __u64 *)&v->hop.expires_ns = h->expires_ns;
 }

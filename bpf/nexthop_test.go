@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
 )
 
 // The next-hop cache (struct next_hop in maps.h): each binding keeps its
-// last successful FIB answer for Config.NextHopTTL. These tests change the
+// last FIB answer, success or failure, for Config.NextHopTTL. These tests change the
 // relay network under a cached next hop and check when the program sees
 // it.
 
@@ -162,6 +163,49 @@ func TestNextHopExpiry(t *testing.T) {
 	}
 }
 
+// TestNextHopFailureCached: a failed lookup is cached too, for
+// FailedNextHopTTL, so a binding whose peer has no neighbour yet costs one
+// FIB lookup per expiry, not one per packet; the neighbour, once resolved,
+// reaches the kernel path when the entry expires.
+func TestNextHopFailureCached(t *testing.T) {
+	n := newCachedRelayNet(t, cacheTTL, bNoNeigh4)
+	data := []byte("no neighbour yet")
+	in := fromClient(bNoNeigh4, data).build(t)
+	neigh := &netlink.Neigh{
+		LinkIndex: n.ifindex["r1"], Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
+		IP: unresolved4.AsSlice(), HardwareAddr: peerMAC,
+	}
+	// The change is made in-process, well within the TTL; a stalled
+	// machine that overran it tries again.
+	for try := 1; ; try++ {
+		start := time.Now()
+		n.expect(t, "first datagram", in, "r0", ReasonNoNeigh, nil)
+		h := hopOf(t, n, bNoNeigh4, true)
+		if h.ExpiresNs == 0 || h.Rc != fibNoNeigh || h.IngressIfindex != uint32(n.ifindex["r0"]) {
+			t.Fatalf("next hop %+v after no neighbour, want the failure cached for r0", h)
+		}
+		if err := n.ns.Do(func() error { return netlink.NeighSet(neigh) }); err != nil {
+			t.Fatal(err)
+		}
+		n.expect(t, "neighbour resolved, within the TTL", in, "r0", ReasonNoNeigh, nil)
+		if time.Since(start) < FailedNextHopTTL {
+			break
+		}
+		if try == 3 {
+			t.Fatalf("three tries each took longer than the TTL (%s): cannot tell a cached failure", FailedNextHopTTL)
+		}
+		if err := n.ns.Do(func() error { return netlink.NeighDel(neigh) }); err != nil {
+			t.Fatal(err)
+		}
+		waitOut(start, FailedNextHopTTL)
+	}
+	waitOut(time.Now(), FailedNextHopTTL)
+	n.expect(t, "after the TTL", in, "r0", ReasonRedirect, toPeer(bNoNeigh4, data).build(t))
+	if h := hopOf(t, n, bNoNeigh4, true); h.Rc != fibSuccess || h.Dmac != [6]byte(peerMAC) {
+		t.Errorf("next hop %+v after the neighbour resolved, want it cached", h)
+	}
+}
+
 // TestNextHopMTU: a cached next hop checks each datagram against its MTU;
 // one larger asks the FIB, which says REASON_MTU, or relays it at once if
 // the MTU went up. A lower MTU applies when the entry expires.
@@ -285,8 +329,8 @@ func TestNextHopClientToClient(t *testing.T) {
 	n.expect(t, "first datagram", in, "r0", ReasonTX, out)
 
 	first, second := hopOf(t, n, bA, true), hopOf(t, n, bB, false)
-	if first.ExpiresNs == 0 || first.Ifindex != 0 || first.Mtu != ^uint32(0) || first.IngressIfindex != uint32(n.ifindex["r0"]) {
-		t.Errorf("first leg's next hop %+v, want this host (ifindex 0, any MTU) for r0", first)
+	if first.ExpiresNs == 0 || first.Rc != fibNotFwded || first.IngressIfindex != uint32(n.ifindex["r0"]) {
+		t.Errorf("first leg's next hop %+v, want this host (not forwarded) for r0", first)
 	}
 	if second.ExpiresNs == 0 || second.Ifindex != uint32(n.ifindex["r0"]) || second.Dmac != [6]byte(clientMAC) {
 		t.Errorf("second leg's next hop %+v, want r0 to the client's MAC", second)

@@ -45,7 +45,8 @@ type relayNextHop struct {
 	Ifindex        uint32
 	Smac           [6]uint8
 	Dmac           [6]uint8
-	Mtu            uint32
+	Mtu            uint16
+	Rc             uint16
 }
 
 type relayReason uint32
@@ -90,15 +91,19 @@ type relayRewrite struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	relayMapBindings     = "bindings"
-	relayMapCounters     = "counters"
-	relayMapReasons      = "reasons"
-	relayMapTxPorts      = "tx_ports"
-	relayProgRelayXdp    = "relay_xdp"
-	relayVarAllocPortMax = "alloc_port_max"
-	relayVarAllocPortMin = "alloc_port_min"
-	relayVarListenPort   = "listen_port"
-	relayVarNextHopTtlNs = "next_hop_ttl_ns"
+	relayMapBindings       = "bindings"
+	relayMapCounters       = "counters"
+	relayMapReasons        = "reasons"
+	relayMapTxPorts        = "tx_ports"
+	relayProgRelayXdp      = "relay_xdp"
+	relayVarAllocPortMax   = "alloc_port_max"
+	relayVarAllocPortMin   = "alloc_port_min"
+	relayVarFailedHopTtlNs = "failed_hop_ttl_ns"
+	relayVarListenPort     = "listen_port"
+	relayVarNextHopTtlNs   = "next_hop_ttl_ns"
+	relayVarOriginJiffies  = "origin_jiffies"
+	relayVarOriginNs       = "origin_ns"
+	relayVarTickNs         = "tick_ns"
 )
 
 // loadRelay returns the embedded CollectionSpec for relay.
@@ -160,10 +165,14 @@ type relayMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type relayVariableSpecs struct {
-	AllocPortMax *ebpf.VariableSpec `ebpf:"alloc_port_max"`
-	AllocPortMin *ebpf.VariableSpec `ebpf:"alloc_port_min"`
-	ListenPort   *ebpf.VariableSpec `ebpf:"listen_port"`
-	NextHopTtlNs *ebpf.VariableSpec `ebpf:"next_hop_ttl_ns"`
+	AllocPortMax   *ebpf.VariableSpec `ebpf:"alloc_port_max"`
+	AllocPortMin   *ebpf.VariableSpec `ebpf:"alloc_port_min"`
+	FailedHopTtlNs *ebpf.VariableSpec `ebpf:"failed_hop_ttl_ns"`
+	ListenPort     *ebpf.VariableSpec `ebpf:"listen_port"`
+	NextHopTtlNs   *ebpf.VariableSpec `ebpf:"next_hop_ttl_ns"`
+	OriginJiffies  *ebpf.VariableSpec `ebpf:"origin_jiffies"`
+	OriginNs       *ebpf.VariableSpec `ebpf:"origin_ns"`
+	TickNs         *ebpf.VariableSpec `ebpf:"tick_ns"`
 }
 
 // relayObjects contains all objects after they have been loaded into the kernel.
@@ -205,10 +214,14 @@ func (m *relayMaps) Close() error {
 //
 // It can be passed to loadRelayObjects or ebpf.CollectionSpec.LoadAndAssign.
 type relayVariables struct {
-	AllocPortMax *ebpf.Variable `ebpf:"alloc_port_max"`
-	AllocPortMin *ebpf.Variable `ebpf:"alloc_port_min"`
-	ListenPort   *ebpf.Variable `ebpf:"listen_port"`
-	NextHopTtlNs *ebpf.Variable `ebpf:"next_hop_ttl_ns"`
+	AllocPortMax   *ebpf.Variable `ebpf:"alloc_port_max"`
+	AllocPortMin   *ebpf.Variable `ebpf:"alloc_port_min"`
+	FailedHopTtlNs *ebpf.Variable `ebpf:"failed_hop_ttl_ns"`
+	ListenPort     *ebpf.Variable `ebpf:"listen_port"`
+	NextHopTtlNs   *ebpf.Variable `ebpf:"next_hop_ttl_ns"`
+	OriginJiffies  *ebpf.Variable `ebpf:"origin_jiffies"`
+	OriginNs       *ebpf.Variable `ebpf:"origin_ns"`
+	TickNs         *ebpf.Variable `ebpf:"tick_ns"`
 }
 
 // relayPrograms contains all programs after they have been loaded into the kernel.

@@ -27,9 +27,10 @@
  *
  * The next hop comes from bpf_fib_lookup, which also enforces the egress
  * MTU: XDP_TX when it leaves by the ingress NIC, a redirect through the
- * tx_ports devmap otherwise. Each binding caches its last successful
- * answer for next_hop_ttl_ns (struct next_hop in maps.h), so that most
- * packets cost one map lookup and no FIB lookup. Everything the kernel
+ * tx_ports devmap otherwise. Each binding caches the FIB's last answer
+ * (struct next_hop in maps.h) for next_hop_ttl_ns, or failed_hop_ttl_ns
+ * if it failed, so that most packets cost one map lookup and no FIB
+ * lookup. Everything the kernel
  * path does not relay goes on to the stack untouched (XDP_PASS), where
  * the user-space relay handles it; the only drop is a ChannelData length
  * that does not fit its datagram, which user space drops too. Each packet
@@ -45,6 +46,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "clock.h"
 #include "parse.h"
 #include "maps.h"
 #include "turn.h"
@@ -70,6 +72,15 @@ const volatile __u16 alloc_port_max = 0;
  * second); the FIB's answers are seconds-stable. Config.NextHopTTL.
  */
 const volatile __u64 next_hop_ttl_ns = 1000000000;
+
+/*
+ * How long a binding keeps a failed lookup (no neighbour, no route,
+ * forwarding off) before it asks again: what a neighbour that resolves or
+ * a route that appears waits for the kernel path, its packets relayed by
+ * user space meanwhile. Short, but one lookup per packet no more. Set by
+ * Load: FailedNextHopTTL, at most next_hop_ttl_ns.
+ */
+const volatile __u64 failed_hop_ttl_ns = 10000000;
 
 /* More than any frame holds: XDP without multi-buffer sees one page. */
 #define MAX_FRAME_DATA 0x3FFF
@@ -164,31 +175,43 @@ static __always_inline long fib(struct xdp_md *ctx, const struct rewrite *o,
 /*
  * route finds the next hop of the datagram binding v sends (o, data_len
  * bytes of data) for a packet that arrived at now: from v's cache while it
- * serves (hop_get) and the datagram fits its MTU, from bpf_fib_lookup
- * otherwise, whose success refills the cache. Returns a BPF_FIB_LKUP_RET_*
- * code, BPF_FIB_LKUP_RET_NOT_FWDED for a cached hop that stays on this
- * host; h holds the next hop on success, and *cached says where the
- * answer came from.
+ * serves (hop_get) and the datagram fits its size bound; from
+ * bpf_fib_lookup otherwise, whose answer refills the cache. Returns a
+ * BPF_FIB_LKUP_RET_* code; h holds the next hop on success.
  */
 static __always_inline long route(struct xdp_md *ctx, struct binding_value *v,
 				  const struct rewrite *o, __u32 data_len,
-				  __u64 now, struct next_hop *h, int *cached)
+				  __u64 now, struct next_hop *h)
 {
 	__u32 l3_len = out_hdr_len(o) - sizeof(struct ethhdr) + data_len;
-	*cached = hop_get(v, ctx->ingress_ifindex, now, h) && l3_len <= h->mtu;
-	if (*cached)
-		return h->ifindex ? BPF_FIB_LKUP_RET_SUCCESS : BPF_FIB_LKUP_RET_NOT_FWDED;
+	if (hop_get(v, ctx->ingress_ifindex, now, h) && l3_len <= h->mtu)
+		return h->rc;
 
 	struct bpf_fib_lookup f;
 	long rc = fib(ctx, o, l3_len, &f);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return rc;
-	h->expires_ns = now + next_hop_ttl_ns;
+	__builtin_memset(h, 0, sizeof(*h));
+	switch (rc) {
+	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
+		return rc; /* says nothing of smaller datagrams */
+	case BPF_FIB_LKUP_RET_SUCCESS:
+		h->ifindex = f.ifindex;
+		__builtin_memcpy(h->smac, f.smac, sizeof(h->smac));
+		__builtin_memcpy(h->dmac, f.dmac, sizeof(h->dmac));
+		h->mtu = f.mtu_result;
+		break;
+	case BPF_FIB_LKUP_RET_NOT_FWDED:
+		h->mtu = 0xFFFF; /* stays here: no MTU applies */
+		break;
+	default:
+		/* Some failures (no neighbour) come after the MTU check,
+		 * which a larger datagram might fail instead. */
+		h->mtu = l3_len;
+	}
+	h->expires_ns = now + (rc == BPF_FIB_LKUP_RET_SUCCESS ||
+					       rc == BPF_FIB_LKUP_RET_NOT_FWDED ?
+				       next_hop_ttl_ns : failed_hop_ttl_ns);
 	h->ingress_ifindex = ctx->ingress_ifindex;
-	h->ifindex = f.ifindex;
-	__builtin_memcpy(h->smac, f.smac, sizeof(h->smac));
-	__builtin_memcpy(h->dmac, f.dmac, sizeof(h->dmac));
-	h->mtu = f.mtu_result;
+	h->rc = rc;
 	hop_put(v, h, now);
 	return rc;
 }
@@ -328,10 +351,9 @@ static __always_inline int relay(struct xdp_md *ctx)
 		return REASON_NO_BINDING;
 	struct binding_value *second = NULL;
 	struct rewrite out = first->out;
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = now_ns();
 	struct next_hop hop = {};
-	int cached;
-	long rc = route(ctx, first, &out, data_len, now, &hop, &cached);
+	long rc = route(ctx, first, &out, data_len, now, &hop);
 
 	/* Towards a peer that is an allocation of this relay: relay it again,
 	 * to that allocation's client. */
@@ -347,19 +369,8 @@ static __always_inline int relay(struct xdp_md *ctx)
 		second = bpf_map_lookup_elem(&bindings, &k2);
 		if (!second)
 			return REASON_NO_BINDING;
-		/* The first leg's answer, that it stays here, is cached too,
-		 * once the binding it leads to exists: its next hop is the
-		 * second binding's. No MTU applies to it. */
-		if (!cached) {
-			struct next_hop here = {
-				.expires_ns = now + next_hop_ttl_ns,
-				.ingress_ifindex = ctx->ingress_ifindex,
-				.mtu = ~0U,
-			};
-			hop_put(first, &here, now);
-		}
 		out = second->out;
-		rc = route(ctx, second, &out, data_len, now, &hop, &cached);
+		rc = route(ctx, second, &out, data_len, now, &hop);
 	}
 	/* Debian 12's 6.1 verifier cannot tell that a failed lookup's code is
 	 * not 0, and would walk the success path with what the compiler left

@@ -61,6 +61,12 @@ const DefaultMaxBindings = 1 << 16
 // pays for one FIB lookup in fifty packets.
 const DefaultNextHopTTL = time.Second
 
+// FailedNextHopTTL is how long a binding keeps a failed next-hop lookup
+// (no neighbour, no route, forwarding off; at most Config.NextHopTTL):
+// what a peer's neighbour that resolves, or a route that appears, waits
+// before the kernel path relays to it. User space relays meanwhile.
+const FailedNextHopTTL = 10 * time.Millisecond
+
 // MaxNextHopTTL bounds Config.NextHopTTL, and so how stale a next hop the
 // kernel path may use.
 const MaxNextHopTTL = time.Second
@@ -89,8 +95,9 @@ func (c Config) validate() error {
 // Program is the XDP program loaded into the kernel, with its maps. One
 // Program can be attached to several interfaces.
 type Program struct {
-	objs relayObjects
-	maps *Maps
+	objs  relayObjects
+	maps  *Maps
+	clock jiffyClock // as loaded into the program
 }
 
 // verifierLogTail is how many lines of a verifier refusal an error carries.
@@ -116,6 +123,9 @@ func Load(cfg Config) (*Program, error) {
 	if ttl == 0 {
 		ttl = DefaultNextHopTTL
 	}
+	// Without a calibration the program reads the clock through a helper:
+	// slower, as right.
+	clock, _ := calibrateClock()
 	for _, v := range []struct {
 		spec  *ebpf.VariableSpec
 		value any
@@ -124,6 +134,10 @@ func Load(cfg Config) (*Program, error) {
 		{vars.AllocPortMin, cfg.PortMin},
 		{vars.AllocPortMax, cfg.PortMax},
 		{vars.NextHopTtlNs, uint64(ttl.Nanoseconds())},
+		{vars.FailedHopTtlNs, uint64(min(ttl, FailedNextHopTTL).Nanoseconds())},
+		{vars.TickNs, clock.tickNs},
+		{vars.OriginJiffies, clock.originJiffies},
+		{vars.OriginNs, clock.originNs},
 	} {
 		if err := v.spec.Set(v.value); err != nil {
 			return nil, fmt.Errorf("load xdp program: set %s: %w", v.spec.Name, err)
@@ -163,6 +177,7 @@ func Load(cfg Config) (*Program, error) {
 		}
 		return nil, fmt.Errorf("load xdp program: %w", err)
 	}
+	p.clock = clock
 	p.maps = &Maps{bindings: p.objs.Bindings, counters: p.objs.Counters, reasons: p.objs.Reasons}
 	return &p, nil
 }

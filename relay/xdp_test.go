@@ -174,8 +174,10 @@ func testXDPDataPlane(t *testing.T, mode string, wildcard bool) {
 				}
 			}
 			// The first may find a next hop not resolved yet: user space
-			// relays it, and resolves it.
+			// relays it, and resolves it, and the kernel path asks again
+			// once its failed lookup expires (a tick later at most).
 			echo("warm up")
+			time.Sleep(bpf.FailedNextHopTTL + 20*time.Millisecond)
 			before := r.flowCount()
 			for i := range n {
 				echo(fmt.Sprintf("%s %d", tc.name, i))
