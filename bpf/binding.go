@@ -448,7 +448,7 @@ func (m *Maps) iterateBindings(fn func(relayBindingKey, *relayBindingValue)) err
 }
 
 // monotonicNow reads the clock the program stamps bindings with
-// (bpf_ktime_get_coarse_ns is CLOCK_MONOTONIC, coarse).
+// (CLOCK_MONOTONIC, coarse: clock.h).
 func monotonicNow() (uint64, error) {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {

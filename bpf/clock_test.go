@@ -108,7 +108,7 @@ func TestLoadCalibratesClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if !(p.clock.tickNs > 0 && p.clock.originNs > 0) {
-		t.Fatalf("program clock %+v: not calibrated, the program falls back to bpf_ktime_get_coarse_ns", p.clock)
+	if !(p.clock.tickNs > 0 && p.clock.originNs > 0) || !strings.HasPrefix(p.Clock(), "jiffies, HZ=") {
+		t.Fatalf("program clock %+v (%s): not calibrated, the program falls back to bpf_ktime_get_coarse_ns", p.clock, p.Clock())
 	}
 }

@@ -95,9 +95,10 @@ func (c Config) validate() error {
 // Program is the XDP program loaded into the kernel, with its maps. One
 // Program can be attached to several interfaces.
 type Program struct {
-	objs  relayObjects
-	maps  *Maps
-	clock jiffyClock // as loaded into the program
+	objs     relayObjects
+	maps     *Maps
+	clock    jiffyClock // as loaded into the program
+	clockErr error      // why it is not calibrated, if it is not
 }
 
 // verifierLogTail is how many lines of a verifier refusal an error carries.
@@ -125,7 +126,7 @@ func Load(cfg Config) (*Program, error) {
 	}
 	// Without a calibration the program reads the clock through a helper:
 	// slower, as right.
-	clock, _ := calibrateClock()
+	clock, clockErr := calibrateClock()
 	for _, v := range []struct {
 		spec  *ebpf.VariableSpec
 		value any
@@ -177,7 +178,7 @@ func Load(cfg Config) (*Program, error) {
 		}
 		return nil, fmt.Errorf("load xdp program: %w", err)
 	}
-	p.clock = clock
+	p.clock, p.clockErr = clock, clockErr
 	p.maps = &Maps{bindings: p.objs.Bindings, counters: p.objs.Counters, reasons: p.objs.Reasons}
 	return &p, nil
 }
@@ -206,6 +207,16 @@ func (p *Program) Close() error {
 		return fmt.Errorf("close xdp program: %w", err)
 	}
 	return nil
+}
+
+// Clock says how the program reads the time for every relayed packet:
+// from jiffies ("jiffies, HZ=250"), or, when Load could not calibrate
+// them, through a helper call, slower, and why.
+func (p *Program) Clock() string {
+	if p.clockErr != nil {
+		return fmt.Sprintf("bpf_ktime_get_coarse_ns (%v)", p.clockErr)
+	}
+	return fmt.Sprintf("jiffies, HZ=%d", (1_000_000_000+p.clock.tickNs/2)/p.clock.tickNs)
 }
 
 // Maps are the program's maps, for code that works the same on a program

@@ -140,7 +140,7 @@ func TestConsoleDashboard(t *testing.T) {
 	vm.shell(t, "relay status", "serving, up", "bindings installed")
 	vm.shell(t, "cat /run/relaybox/status", "xdp=eth0:native", "xdp stun         packets 1 ", "relay pid ")
 	vm.shell(t, "cat /run/relaybox/config", "ip = "+guestAddr)
-	vm.shell(t, "cat /run/relaybox/log", "init: xdp: attached to eth0 in native mode", "relaybox: ready")
+	vm.shell(t, "cat /run/relaybox/log", "init: xdp: attached to eth0 in native mode; clock: jiffies, HZ=", "relaybox: ready")
 
 	vm.type_(t, "exit")
 	vm.waitFor(t, "init: console: shell exited (", time.Minute) // in the dashboard's log

@@ -237,7 +237,7 @@ func (b *box) attachXDP() {
 		return
 	}
 	b.xdp, b.attach = prog, a
-	b.console.Logf("xdp: attached to %s in %s mode", a.Iface, a.Mode)
+	b.console.Logf("xdp: attached to %s in %s mode; clock: %s", a.Iface, a.Mode, prog.Clock())
 }
 
 // xdpReport is the xdp=<iface>:<mode> of the ready line, as the kernel
