@@ -53,12 +53,7 @@ func kernelNsPerPacket(tb testing.TB, n *relayNet, prog *ebpf.Program, frame []b
 // bare MAC-swap XDP_TX program measured in the same run: ns/op is the
 // kernel's time per packet, x-macswap the ratio to the floor.
 func BenchmarkPaths(b *testing.B) {
-	n := newRelayNet(b, Config{})
-	for _, bd := range tableBindings {
-		if err := n.p.AddBinding(bd); err != nil {
-			b.Fatal(err)
-		}
-	}
+	n := newRelayNet(b, Config{}, tableBindings...)
 	data := make([]byte, 100)
 	macSwap := macSwapProgram(b)
 	floorFrame := fromClient(b44, data).build(b)

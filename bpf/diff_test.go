@@ -34,12 +34,7 @@ func TestDifferential(t *testing.T) {
 	}
 	t.Logf("%d packets, seed %d (rerun with -args -diff.seed=%d -diff.packets=%d)", *diffPackets, seed, seed, *diffPackets)
 
-	n := newRelayNet(t, Config{})
-	for _, b := range tableBindings {
-		if err := n.p.AddBinding(b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n := newRelayNet(t, Config{}, tableBindings...)
 	g := &packetGen{r: rand.New(rand.NewPCG(seed, seed^0x9E3779B97F4A7C15)), bindings: tableBindings}
 	ingresses := []string{"r0", "r0", "r0", "r1", "r1", "r2"}
 

@@ -266,12 +266,9 @@ static __always_inline void hop_put(struct binding_value *v,
 		return;
 	*(volatile __u64 *)&v->hop.expires_ns = 0;
 	barrier();
-	v->hop.ingress_ifindex = h->ingress_ifindex;
-	v->hop.ifindex = h->ifindex;
-	__builtin_memcpy(v->hop.smac, h->smac, sizeof(h->smac));
-	__builtin_memcpy(v->hop.dmac, h->dmac, sizeof(h->dmac));
-	v->hop.mtu = h->mtu;
-	v->hop.rc = h->rc;
+	/* Everything after expires_ns, its first field. */
+	__builtin_memcpy(&v->hop.ingress_ifindex, &h->ingress_ifindex,
+			 sizeof(*h) - sizeof(h->expires_ns));
 	barrier();
 	*(volatile __u64 *)&v->hop.expires_ns = h->expires_ns;
 }

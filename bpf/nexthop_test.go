@@ -26,13 +26,7 @@ func newCachedRelayNet(t *testing.T, ttl time.Duration, bs ...Binding) *relayNet
 	t.Helper()
 	cfg := testConfig
 	cfg.NextHopTTL = ttl
-	n := newRelayNet(t, cfg)
-	for _, b := range bs {
-		if err := n.p.AddBinding(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return n
+	return newRelayNet(t, cfg, bs...)
 }
 
 // hopOf reads the next hop cached in one direction of b.
@@ -290,14 +284,7 @@ func TestNextHopSameBytes(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			in := tc.in.build(t)
-			if tc.mutate != nil {
-				tc.mutate(in)
-			}
-			ingress := tc.ingress
-			if ingress == "" {
-				ingress = "r0"
-			}
+			in, ingress := tc.input(t)
 			want := tc.out.build(t)
 			n.expect(t, "looked up", in, ingress, tc.want, want)
 			cached := 0

@@ -83,15 +83,31 @@ func put16(off int, v uint16) func([]byte) {
 
 func flip(off int) func([]byte) { return func(b []byte) { b[off] ^= 0xFF } }
 
-// relayCases are the table of TestRelay: every path and every reason.
-var relayCases = []struct {
+// relayCase is a packet the program is given, and what it must do with it.
+type relayCase struct {
 	name    string
 	in      packet
 	mutate  func([]byte) // applied to the built frame
 	ingress string       // "r0" unless set
 	want    Reason
 	out     *packet // the frame sent, when relayed
-}{
+}
+
+// input builds the frame of tc and names the NIC it arrives on.
+func (tc relayCase) input(t testing.TB) (frame []byte, ingress string) {
+	t.Helper()
+	frame = tc.in.build(t)
+	if tc.mutate != nil {
+		tc.mutate(frame)
+	}
+	if tc.ingress == "" {
+		return frame, "r0"
+	}
+	return frame, tc.ingress
+}
+
+// relayCases are the table of TestRelay: every path and every reason.
+var relayCases = []relayCase{
 	// The eight paths: two directions, four family pairs.
 	{name: "v4 client to v4 peer", in: fromClient(b44, []byte("hello peer")), want: ReasonRedirect, out: ptr(toPeer(b44, []byte("hello peer")))},
 	{name: "v4 peer to v4 client", in: fromPeer(b44, []byte("hello client")), ingress: "r1", want: ReasonRedirect, out: ptr(toClient(b44, []byte("hello client")))},
@@ -185,22 +201,10 @@ func truncated(p packet, n int) packet {
 }
 
 func TestRelay(t *testing.T) {
-	n := newRelayNet(t, Config{})
-	for _, b := range tableBindings {
-		if err := n.p.AddBinding(b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n := newRelayNet(t, Config{}, tableBindings...)
 	for _, tc := range relayCases {
 		t.Run(tc.name, func(t *testing.T) {
-			in := tc.in.build(t)
-			if tc.mutate != nil {
-				tc.mutate(in)
-			}
-			ingress := tc.ingress
-			if ingress == "" {
-				ingress = "r0"
-			}
+			in, ingress := tc.input(t)
 			want := in
 			if tc.out != nil {
 				want = tc.out.build(t)
@@ -262,10 +266,7 @@ func checksumsValid(t testing.TB, frame []byte) bool {
 // TestRelayFwdDisabled: with forwarding off on the ingress NIC the FIB
 // refuses every lookup, and the relay says so.
 func TestRelayFwdDisabled(t *testing.T) {
-	n := newRelayNet(t, Config{})
-	if err := n.p.AddBinding(b44); err != nil {
-		t.Fatal(err)
-	}
+	n := newRelayNet(t, Config{}, b44)
 	n.setForwarding(t, false)
 	in := fromClient(b44, []byte("x")).build(t)
 	before := readReasons(t, n.p)
@@ -287,12 +288,7 @@ func TestRelayFwdDisabled(t *testing.T) {
 // and last-seen of each direction, both bindings of a client-to-client
 // datagram, and nothing for what was not relayed.
 func TestBindingTraffic(t *testing.T) {
-	n := newRelayNet(t, Config{})
-	for _, b := range []Binding{b44, b66, bA, bB, bNoNeigh4} {
-		if err := n.p.AddBinding(b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n := newRelayNet(t, Config{}, b44, b66, bA, bB, bNoNeigh4)
 	start := time.Now()
 	for range 3 {
 		n.run(t, fromClient(b44, []byte("12345"), 0, 0, 0).build(t), "r0")
@@ -413,10 +409,7 @@ func (nopFeedback) SetTruncated() {}
 // TestRelayChecksumFFFF: a datagram whose checksum computes to 0 leaves
 // with 0xFFFF, since 0 would mean "no checksum" (RFC 768).
 func TestRelayChecksumFFFF(t *testing.T) {
-	n := newRelayNet(t, Config{})
-	if err := n.p.AddBinding(b44); err != nil {
-		t.Fatal(err)
-	}
+	n := newRelayNet(t, Config{}, b44)
 	// Two data bytes chosen so that the datagram to the peer sums to
 	// 0xFFFF without its checksum.
 	udp := []byte{0, 0, 0, 0, 0, 10, 0, 0, 0, 0}

@@ -113,9 +113,9 @@ type relayNet struct {
 	ifindex map[string]int
 }
 
-// newRelayNet builds the relay network in a fresh namespace and loads the
-// program with cfg (testConfig with an empty Config).
-func newRelayNet(t testing.TB, cfg Config) *relayNet {
+// newRelayNet builds the relay network in a fresh namespace, loads the
+// program with cfg (testConfig with an empty Config) and adds bindings bs.
+func newRelayNet(t testing.TB, cfg Config, bs ...Binding) *relayNet {
 	t.Helper()
 	if cfg == (Config{}) {
 		cfg = testConfig
@@ -172,6 +172,11 @@ func newRelayNet(t testing.TB, cfg Config) *relayNet {
 	})
 	if err != nil {
 		t.Fatalf("relay network: %v", err)
+	}
+	for _, b := range bs {
+		if err := n.p.AddBinding(b); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return n
 }

@@ -30,12 +30,11 @@
  * tx_ports devmap otherwise. Each binding caches the FIB's last answer
  * (struct next_hop in maps.h) for next_hop_ttl_ns, or failed_hop_ttl_ns
  * if it failed, so that most packets cost one map lookup and no FIB
- * lookup. Everything the kernel
- * path does not relay goes on to the stack untouched (XDP_PASS), where
- * the user-space relay handles it; the only drop is a ChannelData length
- * that does not fit its datagram, which user space drops too. Each packet
- * is counted under one reason (enum reason in maps.h); relayed data also
- * on its binding.
+ * lookup. Everything the kernel path does not relay goes on to the stack
+ * untouched (XDP_PASS), where the user-space relay handles it; the only
+ * drop is a ChannelData length that does not fit its datagram, which user
+ * space drops too. Each packet is counted under one reason (enum reason
+ * in maps.h); relayed data also on its binding.
  *
  * The code stays within what Debian 12's 6.1 verifier accepts: bounded
  * loops only, bounded16() on byte-swapped lengths before they reach a
@@ -189,6 +188,7 @@ static __always_inline long route(struct xdp_md *ctx, struct binding_value *v,
 
 	struct bpf_fib_lookup f;
 	long rc = fib(ctx, o, l3_len, &f);
+	__u64 ttl = next_hop_ttl_ns;
 	__builtin_memset(h, 0, sizeof(*h));
 	switch (rc) {
 	case BPF_FIB_LKUP_RET_FRAG_NEEDED:
@@ -206,10 +206,9 @@ static __always_inline long route(struct xdp_md *ctx, struct binding_value *v,
 		/* Some failures (no neighbour) come after the MTU check,
 		 * which a larger datagram might fail instead. */
 		h->mtu = l3_len;
+		ttl = failed_hop_ttl_ns;
 	}
-	h->expires_ns = now + (rc == BPF_FIB_LKUP_RET_SUCCESS ||
-					       rc == BPF_FIB_LKUP_RET_NOT_FWDED ?
-				       next_hop_ttl_ns : failed_hop_ttl_ns);
+	h->expires_ns = now + ttl;
 	h->ingress_ifindex = ctx->ingress_ifindex;
 	h->rc = rc;
 	hop_put(v, h, now);
