@@ -109,10 +109,7 @@ func (a *allocator) transact(conn *net.UDPConn, buf []byte, req *stun.Message) (
 // the CPU time per allocation is the figure that does not depend on the
 // rig.
 func (b *Bench) allocServer(run int, s Server) error {
-	subject := s.Name
-	if subject == UserSpace {
-		subject = Relaybox
-	}
+	subject := allocSubject(s)
 	dir, err := os.MkdirTemp(b.opts.Work, "alloc-")
 	if err != nil {
 		return err

@@ -96,7 +96,7 @@
 // of the other) before its median is taken (stats.go). Servers take turns
 // within each run, so a noisy minute hurts all of them.
 //
-// relaybox's XDP column needs `relay --xdp IFACE`; with a relay that lacks
-// the flag, or that lands in generic mode, the column says why it is not
-// measured (generic XDP is never benchmarked as the fast path).
+// relaybox's XDP column runs `relay --xdp IFACE`; with a relay that lands in
+// generic mode, the column says why it is not measured (generic XDP is
+// never benchmarked as the fast path).
 package bench

@@ -179,27 +179,16 @@ func (b *Bench) kernelCases(run int, subject string, match netip.Addr, flows []f
 // which would be counted as the path's cost), then the program's own time
 // in a second run with them on.
 func (b *Bench) kernelCase(run int, subject string, c Case, frames []kernelFrame, progTime func() (time.Duration, error)) error {
-	time.Sleep(gap)
-	w0, err := b.topo.Wire.Count()
+	p, err := b.kernelPass(frames, b.opts.Step, nil)
 	if err != nil {
 		return err
 	}
-	sent, cpu, err := b.kgen.saturate(frames, b.opts.Step)
-	if err != nil {
-		return err
-	}
-	time.Sleep(drain)
-	w1, err := b.topo.Wire.Count()
-	if err != nil {
-		return err
-	}
-	delivered := w1 - w0
-	if delivered == 0 || cpu <= 0 {
-		return fmt.Errorf("%d frames sent, none came back: the program on %s relayed nothing", sent, relayIface)
+	if p.delivered == 0 || p.cpu <= 0 {
+		return fmt.Errorf("%d frames sent, none came back: the program on %s relayed nothing", p.sent, relayIface)
 	}
 	k := c.String()
-	perCore := float64(delivered) / cpu.Seconds()
-	loss := max(0, 1-float64(delivered)/float64(sent))
+	perCore := float64(p.delivered) / p.cpu.Seconds()
+	loss := max(0, 1-float64(p.delivered)/float64(p.sent))
 	b.res.Set(Key{MetricKDelivered, subject, k}, run, perCore)
 	b.res.Set(Key{MetricKLoss, subject, k}, run, 100*loss)
 
@@ -211,7 +200,7 @@ func (b *Bench) kernelCase(run int, subject string, c Case, frames []kernelFrame
 	}
 	b.res.Set(Key{MetricKCPU, subject, k}, run, progNs)
 	b.logf("%s, %s (in-kernel generator): %d frames sent, %d delivered (loss %.2f%%) in %v of CPU: %s pps per core, %.0f ns/packet; program %.0f ns/packet",
-		subject, c, sent, delivered, 100*loss, cpu.Round(time.Millisecond), num(perCore), 1e9/perCore, progNs)
+		subject, c, p.sent, p.delivered, 100*loss, p.cpu.Round(time.Millisecond), num(perCore), 1e9/perCore, progNs)
 	return nil
 }
 
@@ -223,31 +212,54 @@ func (b *Bench) programTime(frames []kernelFrame, progTime func() (time.Duration
 		return 0, fmt.Errorf("enable BPF run-time statistics: %w", err)
 	}
 	defer stats.Close()
-	time.Sleep(gap)
-	w0, err := b.topo.Wire.Count()
+	p, err := b.kernelPass(frames, b.opts.Step/2, progTime)
 	if err != nil {
 		return 0, err
 	}
-	rt0, err := progTime()
-	if err != nil {
-		return 0, err
-	}
-	if _, _, err := b.kgen.saturate(frames, b.opts.Step/2); err != nil {
-		return 0, err
-	}
-	time.Sleep(drain)
-	w1, err := b.topo.Wire.Count()
-	if err != nil {
-		return 0, err
-	}
-	rt1, err := progTime()
-	if err != nil {
-		return 0, err
-	}
-	if w1 == w0 {
+	if p.delivered == 0 {
 		return 0, fmt.Errorf("no frame came back while timing the program")
 	}
-	return float64(rt1-rt0) / float64(w1-w0), nil
+	return float64(p.progTime) / float64(p.delivered), nil
+}
+
+// kernelPassCounts is what one pass of the in-kernel generator counted.
+type kernelPassCounts struct {
+	// sent is the frames sent, delivered those the wire counted coming
+	// back.
+	sent, delivered uint64
+	// cpu is the generator thread's CPU time, progTime how much the
+	// program's run time grew (if it was read).
+	cpu, progTime time.Duration
+}
+
+// kernelPass is one pass of the in-kernel generator: a quiet gap, frames
+// sent for d, a drain for the queues to empty, with the wire counted
+// before and after. progTime, if not nil, is read right after each wire
+// count, so that its growth covers the same frames.
+func (b *Bench) kernelPass(frames []kernelFrame, d time.Duration, progTime func() (time.Duration, error)) (kernelPassCounts, error) {
+	var p kernelPassCounts
+	read := func() (wire uint64, rt time.Duration, err error) {
+		if wire, err = b.topo.Wire.Count(); err != nil || progTime == nil {
+			return wire, 0, err
+		}
+		rt, err = progTime()
+		return wire, rt, err
+	}
+	time.Sleep(gap)
+	w0, rt0, err := read()
+	if err != nil {
+		return p, err
+	}
+	if p.sent, p.cpu, err = b.kgen.saturate(frames, d); err != nil {
+		return p, err
+	}
+	time.Sleep(drain)
+	w1, rt1, err := read()
+	if err != nil {
+		return p, err
+	}
+	p.delivered, p.progTime = w1-w0, rt1-rt0
+	return p, nil
 }
 
 // kernelServer measures the relay's XDP program with the in-kernel
@@ -338,7 +350,7 @@ func (b *Bench) checkXDP() (x *xdpProbe, err error) {
 	if mode != netcfg.XDPNative || progID == 0 {
 		return nil, fmt.Errorf("%w: %s reports %q", errNotNative, relayIface, mode)
 	}
-	x = &xdpProbe{start: map[bpf.Reason]uint64{}}
+	x = &xdpProbe{}
 	if x.prog, err = ebpf.NewProgramFromID(ebpf.ProgramID(progID)); err != nil {
 		return nil, fmt.Errorf("open the relay's XDP program (id %d): %w", progID, err)
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,13 +44,13 @@ func loadAndMeasure(dir string, bindings int) (memlock, keyValuePerBinding float
 		return 0, 0, fmt.Errorf("open the pinned bindings map: %w", err)
 	}
 	defer m.Close()
-	info, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", m.FD()))
+	info, err := m.Info()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("bindings map info: %w", err)
 	}
-	memlock, err = parseMemlock(string(info))
-	if err != nil {
-		return 0, 0, err
+	ml, ok := info.Memlock()
+	if !ok {
+		return 0, 0, errors.New("bindings map info: no memlock in its fdinfo")
 	}
-	return memlock, 2 * float64(m.KeySize()+m.ValueSize()), nil
+	return float64(ml), 2 * float64(m.KeySize()+m.ValueSize()), nil
 }

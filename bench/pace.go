@@ -5,10 +5,12 @@ import (
 )
 
 // pacer spreads Total packets evenly over a step at Rate packets per
-// second: both generators ask it how many are due, send at most a batch,
-// and sleep while none are. A generator that falls behind (descheduled,
-// or slower than the rate) sends what is due back to back, so the offered
-// rate is the target's or the generator's ceiling, whichever is lower.
+// second: each thread of the socket generator asks its own how many are
+// due, sends at most a batch, and sleeps while none are (the in-kernel
+// generator is not paced: it sends as fast as the path takes frames). A
+// thread that falls behind (descheduled, or slower than the rate) sends
+// what is due back to back, so the offered rate is the target's or the
+// generator's ceiling, whichever is lower.
 type pacer struct {
 	rate  float64
 	total uint64

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/relaybox/relaybox/netcfg"
-	"github.com/relaybox/relaybox/netcfg/nstest"
 )
 
 // Case is a payload size and a number of flows.
@@ -102,32 +101,15 @@ func (b *Bench) sample(pid int) (counts, error) {
 			return c, err
 		}
 	}
-	if c.relayDrops, err = rcvbufErrors(b.topo.Relay); err != nil {
-		return c, err
+	// RcvbufErrors: datagrams dropped because a socket's receive buffer
+	// was full.
+	if c.relayDrops, err = b.topo.Relay.UDPCounter("RcvbufErrors"); err != nil {
+		return c, fmt.Errorf("UDP drops: %w", err)
 	}
-	if c.sinkDrops, err = rcvbufErrors(b.topo.Peer); err != nil {
-		return c, err
+	if c.sinkDrops, err = b.topo.Peer.UDPCounter("RcvbufErrors"); err != nil {
+		return c, fmt.Errorf("UDP drops: %w", err)
 	}
 	return c, nil
-}
-
-// rcvbufErrors reads UDP's receive buffer drops of ns: /proc/thread-self
-// shows the namespace of the thread reading it (/proc/self would show the
-// process's main thread's).
-func rcvbufErrors(ns *nstest.NS) (uint64, error) {
-	var n uint64
-	err := ns.Do(func() error {
-		b, err := os.ReadFile("/proc/thread-self/net/snmp")
-		if err != nil {
-			return err
-		}
-		n, err = udpRcvbufErrors(string(b))
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("UDP drops in %s: %w", ns.Name, err)
-	}
-	return n, nil
 }
 
 // socketSearch is the rate search of the socket generator: from 25k pps,
@@ -194,11 +176,10 @@ func (b *Bench) relayServer(run int, s Server) error {
 		if err := b.kernelServer(run, flows, xdp); err != nil {
 			return err
 		}
-		if note := xdp.reasonNote(); note != "" {
-			b.logf("%s: %s", s.Name, note)
-			if run == 0 {
-				b.res.Note("%s, run 1: %s", s.Name, note)
-			}
+		note := xdp.reasonNote()
+		b.logf("%s: %s", s.Name, note)
+		if run == 0 {
+			b.res.Note("%s, run 1: %s", s.Name, note)
 		}
 	}
 	return nil

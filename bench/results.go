@@ -83,13 +83,14 @@ func NewResults(runs int) *Results {
 	return &Results{Runs: runs, values: map[Key][]float64{}, capped: map[Key][]bool{}, missing: map[string]string{}}
 }
 
-// Set records v as run's value of k.
+// Set records v as run's value of k. run may be past Runs: paths and
+// boots have counts of their own (go test -count, Options.Boots).
 func (r *Results) Set(k Key, run int, v float64) {
 	vs := r.values[k]
-	for len(vs) < r.Runs {
+	for len(vs) < max(r.Runs, run+1) {
 		vs = append(vs, math.NaN())
 	}
-	if run >= 0 && run < len(vs) {
+	if run >= 0 {
 		vs[run] = v
 	}
 	r.values[k] = vs

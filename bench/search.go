@@ -120,6 +120,9 @@ func (s Search) Run(measure func(rate float64) (Step, error)) (Result, error) {
 	res := Result{Best: -1}
 	good := math.NaN() // highest good target
 	bad := math.NaN()  // lowest bad target
+	// step measures rate and moves good or bad to it: every rate tried
+	// lies between them, so the last good one is the highest and the last
+	// bad one the lowest.
 	step := func(rate float64) (bool, error) {
 		st, err := measure(rate)
 		if err != nil {
@@ -129,6 +132,11 @@ func (s Search) Run(measure func(rate float64) (Step, error)) (Result, error) {
 		ok := st.Loss() < s.MaxLoss
 		if ok && (res.Best < 0 || st.Offered > res.Steps[res.Best].Offered) {
 			res.Best = len(res.Steps) - 1
+		}
+		if ok {
+			good = rate
+		} else {
+			bad = rate
 		}
 		return ok, nil
 	}
@@ -141,12 +149,10 @@ func (s Search) Run(measure func(rate float64) (Step, error)) (Result, error) {
 		if err != nil {
 			return res, err
 		}
-		last := res.Steps[len(res.Steps)-1]
 		if !ok {
-			bad = rate
 			break
 		}
-		good = rate
+		last := res.Steps[len(res.Steps)-1]
 		if last.GeneratorLimited() && !retried && len(res.Steps) < s.MaxSteps {
 			retried = true
 			continue
@@ -163,27 +169,14 @@ func (s Search) Run(measure func(rate float64) (Step, error)) (Result, error) {
 		if rate < s.Min {
 			return res, nil
 		}
-		ok, err := step(rate)
-		if err != nil {
+		if _, err := step(rate); err != nil {
 			return res, err
-		}
-		if ok {
-			good = rate
-		} else {
-			bad = rate
 		}
 	}
 	// Refine between good and bad.
 	for i := 0; i < s.Refine && !math.IsNaN(good) && !math.IsNaN(bad) && len(res.Steps) < s.MaxSteps; i++ {
-		rate = math.Sqrt(good * bad)
-		ok, err := step(rate)
-		if err != nil {
+		if _, err := step(math.Sqrt(good * bad)); err != nil {
 			return res, err
-		}
-		if ok {
-			good = rate
-		} else {
-			bad = rate
 		}
 	}
 	return res, nil

@@ -26,7 +26,6 @@ const sinkBuffer = 32 << 20
 // with recvmmsg into 16-byte buffers with MSG_TRUNC, so no payload is
 // copied and the count is all that is kept.
 type Sink struct {
-	ns     *nstest.NS
 	conns  []*net.UDPConn
 	counts []paddedCount
 	wg     sync.WaitGroup
@@ -41,7 +40,7 @@ type paddedCount struct {
 // StartSink opens sockets sockets on addr in ns and counts until Close, or
 // until lifetime has passed: every loop of the benchmark is bounded.
 func StartSink(ns *nstest.NS, addr netip.AddrPort, sockets int, lifetime time.Duration) (*Sink, error) {
-	s := &Sink{ns: ns, counts: make([]paddedCount, sockets)}
+	s := &Sink{counts: make([]paddedCount, sockets)}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {

@@ -27,10 +27,6 @@ type fatal struct{ err error }
 func newHarness(l *log.Logger) *harness { return &harness{log: l} }
 
 func (h *harness) Helper() {}
-func (h *harness) Name() string {
-	return "relaybench"
-}
-func (h *harness) Failed() bool { return false }
 
 func (h *harness) Fatalf(format string, args ...any) {
 	panic(fatal{fmt.Errorf(format, args...)})
@@ -42,7 +38,6 @@ func (h *harness) Fatal(args ...any) { panic(fatal{errors.New(fmt.Sprint(args...
 func (h *harness) Skip(args ...any) { panic(fatal{errors.New(fmt.Sprint(args...))}) }
 
 func (h *harness) Errorf(format string, args ...any) { h.log.Printf("error: "+format, args...) }
-func (h *harness) Logf(format string, args ...any)   { h.log.Printf(format, args...) }
 
 func (h *harness) Cleanup(f func()) {
 	h.mu.Lock()

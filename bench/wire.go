@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -15,10 +14,10 @@ import (
 	"github.com/relaybox/relaybox/netcfg/nstest"
 )
 
-// The programs here are a few instructions each, written with cilium/ebpf's
-// asm so the benchmark needs no compiler. The MAC-swap program is the same
-// floor as bpf's BenchmarkPaths (bpf/bench_test.go keeps its own copy in a
-// test file, which cannot be imported).
+// The programs here, the wire's and the in-kernel generator's, are a few
+// instructions each, written with cilium/ebpf's asm so the benchmark needs
+// no compiler. The MAC-swap floor is bpf.MACSwapProgram, the program bpf's
+// BenchmarkPaths measures its paths against.
 
 // Wire is the XDP program on rr, the router's end of the relay's link. It
 // must be there: a frame the relay's XDP program sends back out r0
@@ -29,8 +28,8 @@ import (
 type Wire struct {
 	link    link.Link
 	counter *ebpf.Map // per-CPU u64 at key 0
-
-	mu    sync.Mutex
+	// progs holds a program per mode, loaded when first needed. Only the
+	// benchmark's own goroutine switches modes, so it needs no lock.
 	progs map[wireMode]*ebpf.Program
 }
 
@@ -100,18 +99,14 @@ func (w *Wire) Close() error {
 	if w.link != nil {
 		errs = append(errs, w.link.Close())
 	}
-	w.mu.Lock()
 	for _, p := range w.progs {
 		errs = append(errs, p.Close())
 	}
-	w.mu.Unlock()
 	errs = append(errs, w.counter.Close())
 	return errors.Join(errs...)
 }
 
 func (w *Wire) program(mode wireMode) (*ebpf.Program, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if p, ok := w.progs[mode]; ok {
 		return p, nil
 	}

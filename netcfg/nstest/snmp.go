@@ -1,8 +1,6 @@
 package nstest
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"strconv"
@@ -16,64 +14,107 @@ import (
 func (n *NS) UDPChecksumErrors(t testing.TB) int {
 	t.Helper()
 	total := 0
-	err := n.Do(func() error {
-		// thread-self: /proc/self/net would show the namespace of the
-		// process's main thread.
-		for _, f := range []string{"/proc/thread-self/net/snmp", "/proc/thread-self/net/snmp6"} {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return err
-			}
-			k, err := csumErrors(b)
-			if err != nil {
-				return fmt.Errorf("%s: %w", f, err)
-			}
-			total += k
+	for _, f := range []string{"snmp", "snmp6"} {
+		b, err := n.procNet(f)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+		k, err := csumErrors(b)
+		if err != nil {
+			t.Fatalf("%s in %s: %v", f, n.Name, err)
+		}
+		total += k
 	}
 	return total
 }
 
-// csumErrors sums the InCsumErrors counters of /proc/net/snmp (a header
-// line and a value line per protocol) or snmp6 (name value lines).
+// UDPCounter returns field of n's IPv4 UDP counters, a column of the Udp
+// lines of /proc/net/snmp such as RcvbufErrors. It returns an error rather
+// than failing a test: the benchmark, a program, reads it too.
+func (n *NS) UDPCounter(field string) (uint64, error) {
+	b, err := n.procNet("snmp")
+	if err != nil {
+		return 0, err
+	}
+	v, ok, err := snmpCounter(b, "Udp", field)
+	if err == nil && !ok {
+		err = fmt.Errorf("no Udp %s counter", field)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("/proc/net/snmp in %s: %w", n.Name, err)
+	}
+	return v, nil
+}
+
+// procNet reads /proc/net/<name> as n's stack shows it.
+func (n *NS) procNet(name string) ([]byte, error) {
+	var b []byte
+	err := n.Do(func() error {
+		// thread-self: /proc/self/net would show the namespace of the
+		// process's main thread.
+		var err error
+		b, err = os.ReadFile("/proc/thread-self/net/" + name)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("in %s: %w", n.Name, err)
+	}
+	return b, nil
+}
+
+// csumErrors sums the UDP and UDP-Lite InCsumErrors counters of
+// /proc/net/snmp or snmp6 text.
 func csumErrors(b []byte) (int, error) {
 	total := 0
+	for _, proto := range []string{"Udp", "UdpLite", "Udp6", "UdpLite6"} {
+		v, _, err := snmpCounter(b, proto, "InCsumErrors")
+		if err != nil {
+			return 0, err
+		}
+		total += int(v)
+	}
+	return total, nil
+}
+
+// snmpCounter returns proto's counter field from the text of
+// /proc/net/snmp, which has a header line of field names and a line of
+// values per protocol ("Udp: InDatagrams ..." then "Udp: 5 ..."), or of
+// snmp6, which has a line per counter ("Udp6InCsumErrors 2"). ok is false
+// if b has no such counter.
+func snmpCounter(b []byte, proto, field string) (v uint64, ok bool, err error) {
 	var header []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 2 && strings.HasSuffix(f[0], "InCsumErrors") {
-			n, err := strconv.Atoi(f[1])
-			if err != nil {
-				return 0, err
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		if !strings.HasSuffix(f[0], ":") {
+			if len(f) == 2 && f[0] == proto+field {
+				return parseCounter(proto, field, f[1])
 			}
-			total += n
 			continue
 		}
-		if len(f) < 2 || !strings.HasPrefix(f[0], "Udp") {
+		if f[0] != proto+":" {
 			continue
 		}
-		if header == nil || header[0] != f[0] {
+		if header == nil {
 			header = f
 			continue
 		}
 		for i, name := range header {
-			if name == "InCsumErrors" && i < len(f) {
-				n, err := strconv.Atoi(f[i])
-				if err != nil {
-					return 0, err
-				}
-				total += n
+			if i > 0 && name == field && i < len(f) {
+				return parseCounter(proto, field, f[i])
 			}
 		}
-		header = nil
+		return 0, false, nil
 	}
-	if sc.Err() != nil {
-		return 0, sc.Err()
+	return 0, false, nil
+}
+
+func parseCounter(proto, field, s string) (uint64, bool, error) {
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s %s: %w", proto, field, err)
 	}
-	return total, nil
+	return v, true, nil
 }

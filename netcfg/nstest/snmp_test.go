@@ -24,3 +24,15 @@ func TestCsumErrorsParse(t *testing.T) {
 		t.Errorf("csumErrors(garbage) = %v, want a syntax error", err)
 	}
 }
+
+// TestSNMPCounter keeps UDPCounter honest: the column asked for, of Udp's
+// lines only.
+func TestSNMPCounter(t *testing.T) {
+	snmp := "Ip: Forwarding DefaultTTL\nIp: 1 64\nUdp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors\nUdp: 100 2 7 90 5 0 0 0 0\nUdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors\nUdpLite: 0 0 0 0 9\n"
+	if got, ok, err := snmpCounter([]byte(snmp), "Udp", "RcvbufErrors"); err != nil || !ok || got != 5 {
+		t.Errorf("Udp RcvbufErrors = %d, %v, %v; want 5 (Udp's, not UdpLite's)", got, ok, err)
+	}
+	if got, ok, err := snmpCounter([]byte(snmp), "Udp", "NoSuchErrors"); err != nil || ok {
+		t.Errorf("Udp NoSuchErrors = %d, %v, %v; want none", got, ok, err)
+	}
+}

@@ -41,10 +41,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	quick := fs.Bool("quick", false, "a short run for development: 1 run, short steps, few flows and allocations")
 	out := fs.String("out", "", "`directory` for results.md and results.svg (default bench, or out/bench with -quick)")
 	image := fs.String("image", "out/qemu", "`directory` of the qemu board's build (vmlinuz, initrd.img, cmdline) for the boot figures")
-	runs := fs.Int("runs", 0, "measure each figure `N` times (default 3, or 1 with -quick)")
+	full, short := bench.DefaultOptions(false), bench.DefaultOptions(true)
+	runs := fs.Int("runs", 0, fmt.Sprintf("measure each figure `N` times (default %d, or %d with -quick)", full.Runs, short.Runs))
 	parts := fs.String("parts", "", "comma-separated `parts` to run, of "+strings.Join(bench.Parts, ", ")+" (default all)")
 	servers := fs.String("servers", "", "comma-separated `servers` to measure, of xdp, user, coturn, pion (default all)")
-	step := fs.Duration("step", 0, "how long each offered rate is sent (default 1s, or 300ms with -quick)")
+	step := fs.Duration("step", 0, fmt.Sprintf("how long each offered rate is sent (default %v, or %v with -quick)", full.Step, short.Step))
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
