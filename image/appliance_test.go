@@ -229,13 +229,9 @@ func bindingBetween(t *testing.T, ns *nstest.NS, local, server string) binding {
 
 // vm is a QEMU guest whose serial console the test reads and types on.
 type vm struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string
-	done  chan error
-
-	mu  sync.Mutex
-	out strings.Builder
+	*serial
+	cmd  *exec.Cmd
+	done chan error
 }
 
 func startVM(t *testing.T, ns *nstest.NS, o qemu.Options) *vm {
@@ -253,22 +249,9 @@ func startVM(t *testing.T, ns *nstest.NS, o qemu.Options) *vm {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start QEMU: %v", err)
 	}
-	v := &vm{cmd: cmd, stdin: stdin, lines: make(chan string, 1024), done: make(chan error, 1)}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := strings.TrimRight(sc.Text(), "\r")
-			v.mu.Lock()
-			v.out.WriteString(line + "\n")
-			v.mu.Unlock()
-			select {
-			case v.lines <- line:
-			default: // nobody is waiting for output this old
-			}
-		}
-		close(v.lines)
-		v.done <- cmd.Wait()
-	}()
+	v := &vm{cmd: cmd, done: make(chan error, 1)}
+	// Wait only once stdout is read to its end, as StdoutPipe asks.
+	v.serial = readSerial("serial console", stdout, stdin, func() { v.done <- cmd.Wait() })
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		if t.Failed() {
@@ -278,44 +261,79 @@ func startVM(t *testing.T, ns *nstest.NS, o qemu.Options) *vm {
 	return v
 }
 
-func (v *vm) output() string {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.out.String()
-}
-
-// waitFor returns the first line from now on that contains s.
-func (v *vm) waitFor(t *testing.T, s string, timeout time.Duration) string {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case line, ok := <-v.lines:
-			if !ok {
-				t.Fatalf("QEMU exited while waiting for %q", s)
-			}
-			if strings.Contains(line, s) {
-				return line
-			}
-		case <-deadline:
-			t.Fatalf("no %q on the serial console within %s", s, timeout)
-		}
-	}
-}
-
-func (v *vm) type_(t *testing.T, line string) {
-	t.Helper()
-	if _, err := io.WriteString(v.stdin, line+"\n"); err != nil {
-		t.Fatalf("type %q: %v", line, err)
-	}
-}
-
 func (v *vm) wait(timeout time.Duration) error {
 	select {
 	case err := <-v.done:
 		return err
 	case <-time.After(timeout):
 		return fmt.Errorf("still running %s after power off", timeout)
+	}
+}
+
+// serial is the host's end of a guest serial port: what the guest wrote,
+// line by line, and the keyboard.
+type serial struct {
+	name  string // for failures: "serial console", say
+	in    io.Writer
+	lines chan string
+
+	mu  sync.Mutex
+	out strings.Builder
+}
+
+// readSerial reads the guest's lines from out until it ends, then calls
+// ended (if not nil); in is where keys go.
+func readSerial(name string, out io.Reader, in io.Writer, ended func()) *serial {
+	s := &serial{name: name, in: in, lines: make(chan string, 1024)}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := strings.TrimRight(sc.Text(), "\r")
+			s.mu.Lock()
+			s.out.WriteString(line + "\n")
+			s.mu.Unlock()
+			select {
+			case s.lines <- line:
+			default: // nobody is waiting for output this old
+			}
+		}
+		close(s.lines)
+		if ended != nil {
+			ended()
+		}
+	}()
+	return s
+}
+
+func (s *serial) output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.out.String()
+}
+
+// waitFor returns the first line from now on that contains want.
+func (s *serial) waitFor(t *testing.T, want string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case line, ok := <-s.lines:
+			if !ok {
+				t.Fatalf("QEMU exited while waiting for %q on the %s", want, s.name)
+			}
+			if strings.Contains(line, want) {
+				return line
+			}
+		case <-deadline:
+			t.Fatalf("no %q on the %s within %s", want, s.name, timeout)
+		}
+	}
+}
+
+func (s *serial) type_(t *testing.T, line string) {
+	t.Helper()
+	if _, err := io.WriteString(s.in, line+"\n"); err != nil {
+		t.Fatalf("type %q on the %s: %v", line, s.name, err)
 	}
 }
 

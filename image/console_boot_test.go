@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relaybox/relaybox/image"
 	"github.com/relaybox/relaybox/image/qemu"
 	"github.com/relaybox/relaybox/netcfg/nstest"
 )
@@ -39,7 +40,12 @@ func boot(t *testing.T, ns *nstest.NS, nic string, extra ...string) *vm {
 // initrd, command line and tap are filled in.
 func bootWith(t *testing.T, ns *nstest.NS, o qemu.Options, extra ...string) *vm {
 	t.Helper()
-	art := buildImage(t)
+	return bootArt(t, ns, buildImage(t), o, extra...)
+}
+
+// bootArt is bootWith for art, another board's image, say.
+func bootArt(t *testing.T, ns *nstest.NS, art image.Artifacts, o qemu.Options, extra ...string) *vm {
+	t.Helper()
 	cmdline, err := os.ReadFile(art.Cmdline)
 	if err != nil {
 		t.Fatal(err)
@@ -66,11 +72,11 @@ const (
 	bannerLast  = "Log lines are kept, not shown, while the shell is open."
 )
 
-// press sends keys to the serial console as typed, without Enter.
-func (v *vm) press(t *testing.T, keys string) {
+// press sends keys to the serial port as typed, without Enter.
+func (s *serial) press(t *testing.T, keys string) {
 	t.Helper()
-	if _, err := io.WriteString(v.stdin, keys); err != nil {
-		t.Fatalf("press %q: %v", keys, err)
+	if _, err := io.WriteString(s.in, keys); err != nil {
+		t.Fatalf("press %q on the %s: %v", keys, s.name, err)
 	}
 }
 

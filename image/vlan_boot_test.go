@@ -2,8 +2,6 @@ package image_test
 
 import (
 	"net"
-	"os"
-	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -30,17 +28,11 @@ func TestBootsOnVLAN(t *testing.T) {
 	ns := tapNamespace(t)
 	tagTap(t, ns, "tap0", testVLAN)
 
-	art := buildImage(t)
-	cmdline, err := os.ReadFile(art.Cmdline)
-	if err != nil {
-		t.Fatal(err)
-	}
 	vlan := "eth0.42"
-	params := []string{strings.TrimSpace(string(cmdline)),
-		"relaybox.vlan=" + vlan,
-		"ip=" + guestAddr + "::" + hostAddr + ":255.255.255.0::" + vlan + ":off"}
-	vm := startVM(t, ns, qemu.Options{NIC: qemu.VirtioNet, Tap: "tap0",
-		Kernel: art.Kernel, Initrd: art.Initrd, Cmdline: strings.Join(params, " ")})
+	// ip=off forgets the boot's static entry for eth0: the address is on
+	// the VLAN only.
+	vm := boot(t, ns, qemu.VirtioNet, "relaybox.vlan="+vlan, "ip=off",
+		"ip="+guestAddr+"::"+hostAddr+":255.255.255.0::"+vlan+":off")
 	ready := vm.waitFor(t, "relaybox: ready", bootTimeout)
 	t.Logf("ready: %s", ready)
 	b := bindingFrom(t, ns)

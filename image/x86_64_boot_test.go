@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,10 +28,6 @@ func TestX86BoardBoots(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build the x86-64 image: %v", err)
 	}
-	cmdline, err := os.ReadFile(art.Cmdline)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if fi, err := os.Stat(art.Initrd); err == nil {
 		t.Logf("x86-64 initramfs: %d MiB", fi.Size()>>20)
 	}
@@ -40,12 +35,8 @@ func TestX86BoardBoots(t *testing.T) {
 	ns := tapNamespace(t)
 	start := time.Now()
 	sol := filepath.Join(t.TempDir(), "ttyS1")
-	vm := startVM(t, ns, qemu.Options{
-		Kernel: art.Kernel, Initrd: art.Initrd,
-		Cmdline: strings.Join([]string{strings.TrimSpace(string(cmdline)), ipParam,
-			"relaybox.dashboard=off", "relaybox.watchdog=" + timeout.String()}, " "),
-		Machine: qemu.Q35, NIC: qemu.E1000E, Tap: "tap0", SecondSerial: sol,
-	})
+	vm := bootArt(t, ns, art, qemu.Options{Machine: qemu.Q35, NIC: qemu.E1000E, SecondSerial: sol},
+		"relaybox.dashboard=off", "relaybox.watchdog="+timeout.String())
 	vm.waitFor(t, "watchdog iTCO_wdt armed: timeout 3s, pinged every 1s", bootTimeout)
 	armed := time.Now()
 	ready := vm.waitFor(t, "relaybox: ready", time.Minute)
@@ -69,11 +60,11 @@ func TestX86BoardBoots(t *testing.T) {
 	// The board's consoles are the screen, ttyS1 and ttyS0: a key on
 	// ttyS1, where most BMCs carry serial-over-LAN, opens a shell there.
 	s1 := dialSerial(t, sol)
-	s1.write(t, "x")
-	s1.waitFor(t, "relaybox shell")
-	s1.write(t, "relay status\n")
-	s1.waitFor(t, "data plane")
-	s1.write(t, "exit\n")
+	s1.press(t, "x")
+	s1.waitFor(t, "relaybox shell", time.Minute)
+	s1.type_(t, "relay status")
+	s1.waitFor(t, "data plane", time.Minute)
+	s1.type_(t, "exit")
 	vm.waitFor(t, "init: console: shell exited", time.Minute)
 	// Each listed module loads or, its hardware absent, is skipped
 	// quietly (sp5100_tco on this Intel chipset).
@@ -82,55 +73,20 @@ func TestX86BoardBoots(t *testing.T) {
 	}
 }
 
-// serialPort is the host's end of a guest serial port on a unix socket.
-type serialPort struct {
-	conn net.Conn
-	mu   sync.Mutex
-	out  strings.Builder // everything the guest wrote
-}
-
-func dialSerial(t *testing.T, path string) *serialPort {
+// dialSerial connects to the guest serial port QEMU serves on the unix
+// socket at path.
+func dialSerial(t *testing.T, path string) *serial {
 	t.Helper()
 	conn, err := net.Dial("unix", path)
 	if err != nil {
 		t.Fatalf("the guest's second serial port: %v", err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	p := &serialPort{conn: conn}
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			p.mu.Lock()
-			p.out.Write(buf[:n])
-			p.mu.Unlock()
-			if err != nil {
-				return
-			}
+	s := readSerial("second serial port", conn, conn, nil)
+	t.Cleanup(func() {
+		conn.Close()
+		if t.Failed() {
+			t.Logf("second serial port:\n%s", s.output())
 		}
-	}()
-	return p
-}
-
-func (p *serialPort) write(t *testing.T, s string) {
-	t.Helper()
-	if _, err := p.conn.Write([]byte(s)); err != nil {
-		t.Fatalf("type %q on the second serial port: %v", s, err)
-	}
-}
-
-// waitFor waits for the guest to write s on the port.
-func (p *serialPort) waitFor(t *testing.T, s string) {
-	t.Helper()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		p.mu.Lock()
-		out := p.out.String()
-		p.mu.Unlock()
-		if strings.Contains(out, s) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("second serial port: no %q in:\n%s", s, out)
-		}
-	}
+	})
+	return s
 }

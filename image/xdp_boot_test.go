@@ -56,12 +56,7 @@ func TestApplianceKernelPath(t *testing.T) {
 			if n := counted(t, line, `(\d+) packets`); n == 0 {
 				t.Errorf("relay status %q: want ChannelData relayed by the kernel", line)
 			}
-			// Power off from the shell, as SIGTERM to PID 1.
-			vm.type_(t, "kill -SIGTERM 1")
-			vm.waitFor(t, "reboot: Power down", time.Minute)
-			if err := vm.wait(time.Minute); err != nil {
-				t.Fatalf("QEMU after power off: %v", err)
-			}
+			vm.shellPowerOff(t)
 		})
 	}
 }

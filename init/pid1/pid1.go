@@ -32,6 +32,10 @@ const partitionWait = 3 * time.Second
 
 // box is the running appliance as init sees it.
 type box struct {
+	// mu guards what run() assigns while a shell may already be open and
+	// writeRunFiles reads on another goroutine: cfg, net,
+	// relayIface, xdp, attach, relay, relayHeld. run() reads them unlocked.
+	mu       sync.Mutex
 	console  *console
 	cfg      Config
 	net      *netcfg.Configurator
@@ -39,18 +43,12 @@ type box struct {
 	attach   *bpf.Attachment
 	relay    *Service
 	watchdog *watchdog
-	network  *netcfg.Network
 	// relayIface is the relay NIC's name, once the network is up.
 	relayIface string
 	launch     launcher
 	reboot     func(cmd int) error
 	// started is when init began: its share of the boot, on the ready line.
 	started time.Time
-	// local are the settings of the image's file and the partition, read
-	// once: a config URL fetched later merges with them again.
-	local     [][]relay.Setting
-	localErr  error
-	localRead bool
 	// relayHeld says why the relay is not running, when it is not.
 	relayHeld string
 	// shell is the console's shell, shellFiles where init keeps the files
@@ -107,18 +105,22 @@ func run() {
 	n, absent := loadModules("/"+modulesList, modulesDir(), b.console.Logf)
 	b.console.Logf("loaded %d kernel modules (%d for hardware this box lacks)", n, absent)
 
-	cfg, cfgErr := b.readConfig(params, nil)
-	b.cfg = cfg
+	// The image's file and the partition are read once: a config URL
+	// fetched later merges with them again.
+	local, localErr := b.localSettings()
+	cfg, cfgErr := mergeConfig(local, nil, params)
+	cfgErr = errors.Join(localErr, cfgErr)
+	b.set(func() { b.cfg = cfg })
 	b.watchdog = startWatchdog(cfg.Watchdog, b.console.Logf)
 	unix.Sethostname([]byte(cfg.Hostname()))
 	b.configureNetwork()
 
 	if cfg.URL != "" && cfgErr == nil {
-		cfg, cfgErr = b.fetchURLConfig(params)
-		b.cfg = cfg
+		cfg, cfgErr = b.fetchURLConfig(local, params)
+		b.set(func() { b.cfg = cfg })
 	}
 	if cfgErr != nil {
-		b.relayHeld = "the configuration has errors (see the log); fix them and reboot"
+		b.set(func() { b.relayHeld = "the configuration has errors (see the log); fix them and reboot" })
 		b.console.Logf("configuration: %v", cfgErr)
 		b.console.Logf("not starting the relay: %s", b.relayHeld)
 		b.console.Logf("console: %s", keyHint)
@@ -128,17 +130,20 @@ func run() {
 	b.startRelay()
 }
 
-// readConfig merges the config sources, later ones winning: the image's
-// file, the RELAYBOX partition, the URL's settings (nil before they are
-// fetched), the kernel command line.
-func (b *box) readConfig(params []Param, fromURL []relay.Setting) (Config, error) {
-	if !b.localRead {
-		b.local, b.localErr = b.localSettings()
-		b.localRead = true
-	}
-	layers := append(slices.Clone(b.local), fromURL, cmdlineSettings(params))
-	cfg, err := ParseConfig(relay.MergeSettings(layers...))
-	return cfg, errors.Join(b.localErr, err)
+// set makes run()'s assignments to the fields b.mu guards: a shell may be
+// open while the box boots.
+func (b *box) set(assign func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	assign()
+}
+
+// mergeConfig merges the config sources, later ones winning: local (the
+// image's file, the RELAYBOX partition), the URL's settings (nil before
+// they are fetched), the kernel command line.
+func mergeConfig(local [][]relay.Setting, fromURL []relay.Setting, params []Param) (Config, error) {
+	layers := append(slices.Clone(local), fromURL, cmdlineSettings(params))
+	return ParseConfig(relay.MergeSettings(layers...))
 }
 
 // localSettings reads the image's file and the RELAYBOX partition, one
@@ -161,14 +166,16 @@ func (b *box) localSettings() ([][]relay.Setting, error) {
 // fetchURLConfig fetches the config URL, retrying until it is reachable and
 // valid: the relay may need what it holds (its secrets, say), so it does
 // not start without it. The network is up by now and stays as configured.
-func (b *box) fetchURLConfig(params []Param) (Config, error) {
+// local are the image's file and partition settings, read without error
+// (run fetches only then).
+func (b *box) fetchURLConfig(local [][]relay.Setting, params []Param) (Config, error) {
 	url := b.cfg.URL
 	for backoff := time.Second; ; backoff = min(backoff*2, 30*time.Second) {
 		settings, err := fetchConfig(context.Background(), url, b.console.Logf)
 		if err != nil {
 			return b.cfg, err
 		}
-		cfg, err := b.readConfig(params, settings)
+		cfg, err := mergeConfig(local, settings, params)
 		if err == nil {
 			b.console.Logf("config: %d settings from %s", len(settings), url)
 			netKeys := networkKeys()
@@ -194,7 +201,7 @@ func (b *box) configureNetwork() {
 		b.console.Logf("netlink: %v", err)
 		return
 	}
-	b.net = netcfg.New(h)
+	b.set(func() { b.net = netcfg.New(h) })
 	n, err := b.net.Configure(context.Background(), b.cfg.Net, b.console.Logf)
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
@@ -204,11 +211,10 @@ func (b *box) configureNetwork() {
 	if n == nil {
 		return
 	}
-	b.network = n
+	b.set(func() { b.relayIface = n.Relay })
 	for _, line := range strings.Split(strings.TrimSpace(n.String()), "\n") {
 		b.console.Logf("network: %s", line)
 	}
-	b.relayIface = n.Relay
 	if b.relayIface == "" {
 		b.console.Logf("network: no relay NIC (%s): XDP stays off", b.cfg.Iface)
 	}
@@ -236,7 +242,7 @@ func (b *box) attachXDP() {
 		prog.Close()
 		return
 	}
-	b.xdp, b.attach = prog, a
+	b.set(func() { b.xdp, b.attach = prog, a })
 	b.console.Logf("xdp: attached to %s in %s mode; clock: %s", a.Iface, a.Mode, prog.Clock())
 }
 
@@ -268,7 +274,7 @@ func (b *box) startRelay() {
 		// and clears those a relay before it left.
 		args = append(slices.Clip(args), "--xdp-maps="+bpf.PinDir)
 	}
-	b.relay = &Service{
+	svc := &Service{
 		Name:        "relay",
 		Path:        relayPath,
 		Args:        args,
@@ -280,10 +286,11 @@ func (b *box) startRelay() {
 		StopTimeout: 5 * time.Second,
 		launcher:    b.launch,
 	}
+	b.set(func() { b.relay = svc })
 	b.stopped.Add(1)
 	safeGo("relay supervisor", func() {
 		defer b.stopped.Done()
-		b.relay.Run(ctx)
+		svc.Run(ctx)
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,12 +21,21 @@ var (
 	reboot   = powerAction{unix.LINUX_REBOOT_CMD_RESTART, "reboot"}
 )
 
-// The signals PID 1 takes as power requests: SIGTERM and SIGUSR2 power off
-// (as busybox's and systemd's poweroff send), SIGINT reboots (the kernel
-// sends it on Ctrl-Alt-Del once that is handed to init).
-var powerSignals = map[string]unix.Signal{
-	"poweroff": unix.SIGUSR2,
-	"reboot":   unix.SIGINT,
+// powerSignal is a signal PID 1 takes as a power request, and the console
+// shell's command that sends it, if one does.
+type powerSignal struct {
+	sig     unix.Signal
+	command string
+	action  powerAction
+}
+
+// powerSignals: SIGTERM and SIGUSR2 power off (as busybox's and systemd's
+// poweroff send), SIGINT reboots (the kernel sends it on Ctrl-Alt-Del once
+// that is handed to init).
+var powerSignals = []powerSignal{
+	{unix.SIGTERM, "", powerOff},
+	{unix.SIGUSR2, "poweroff", powerOff},
+	{unix.SIGINT, "reboot", reboot},
 }
 
 // handleSignals turns the signals an init receives into power actions.
@@ -34,13 +44,19 @@ func (b *box) handleSignals() {
 	unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)
 	signal.Ignore(unix.SIGHUP, unix.SIGPIPE)
 	sigc := make(chan os.Signal, 4)
-	signal.Notify(sigc, unix.SIGTERM, unix.SIGUSR2, unix.SIGINT)
+	for _, p := range powerSignals {
+		signal.Notify(sigc, p.sig)
+	}
 	safeGo("signals", func() {
 		for sig := range sigc {
+			why := sig.String()
 			if sig == unix.SIGINT {
-				b.shutdown(reboot, "SIGINT")
-			} else {
-				b.shutdown(powerOff, sig.String())
+				why = "SIGINT" // not "interrupt": it asks for a reboot, it is no Ctrl-C
+			}
+			for _, p := range powerSignals {
+				if p.sig == sig {
+					b.shutdown(p.action, why)
+				}
 			}
 		}
 	})
@@ -73,12 +89,13 @@ func PowerCommand(name string, args []string, stdout, stderr io.Writer) int {
 }
 
 func powerCommand(name string, args []string, stdout, stderr io.Writer, kill func(int, unix.Signal) error) int {
-	sig, ok := powerSignals[name]
-	if !ok {
+	// name != "": SIGTERM has no command.
+	i := slices.IndexFunc(powerSignals, func(p powerSignal) bool { return name != "" && p.command == name })
+	if i < 0 {
 		fmt.Fprintf(stderr, "%s: not a power command; want poweroff or reboot\n", name)
 		return 2
 	}
-	verb := map[string]string{"poweroff": "power off", "reboot": "reboot"}[name]
+	sig, verb := powerSignals[i].sig, powerSignals[i].action.verb
 	usage := fmt.Sprintf("usage: %s\n  stop the relay cleanly, then %s (init does it; this asks)\n", name, verb)
 	switch {
 	case len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):

@@ -16,21 +16,23 @@ import (
 // finds them, and the state stays in PID 1.
 const (
 	runDir        = "/run/relaybox"
-	statusFile    = runDir + "/status"
-	configFile    = runDir + "/config"
+	statusName    = "status"
+	configName    = "config"
+	statusFile    = runDir + "/" + statusName
+	configFile    = runDir + "/" + configName
 	runFilesEvery = 2 * time.Second
 )
 
-// keepRunFiles rewrites the status and config files in dir every
+// keepRunFiles rewrites the status and config files in b.shellFiles every
 // runFilesEvery until stop is closed.
-func (b *box) keepRunFiles(dir string, stop <-chan struct{}) {
+func (b *box) keepRunFiles(stop <-chan struct{}) {
 	for {
 		select {
 		case <-stop:
 			return
 		case <-time.After(runFilesEvery):
 		}
-		if err := b.writeRunFiles(dir, time.Now()); err != nil {
+		if err := b.writeRunFiles(time.Now()); err != nil {
 			b.console.Logf("%v", err)
 			return
 		}
@@ -38,14 +40,18 @@ func (b *box) keepRunFiles(dir string, stop <-chan struct{}) {
 }
 
 // writeRunFiles writes the status file (the dashboard's status lines, with
-// when they were taken) and the config file into dir.
-func (b *box) writeRunFiles(dir string, now time.Time) error {
+// when they were taken) and the config file into b.shellFiles.
+func (b *box) writeRunFiles(now time.Time) error {
+	// Under b.mu: the shell may be open while run() still boots the box.
+	b.mu.Lock()
+	lines, settings := b.statusLines(), b.cfg.Settings
+	b.mu.Unlock()
 	status := fmt.Sprintf("# %s, as of %s; init rewrites this file every %s while a shell is open\n%s\n",
-		filepath.Base(statusFile), now.UTC().Format(time.DateTime+" UTC"), runFilesEvery, strings.Join(b.statusLines(), "\n"))
-	if err := writeAtomic(filepath.Join(dir, filepath.Base(statusFile)), status); err != nil {
+		statusName, now.UTC().Format(time.DateTime+" UTC"), runFilesEvery, strings.Join(lines, "\n"))
+	if err := writeAtomic(filepath.Join(b.shellFiles, statusName), status); err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, filepath.Base(configFile)), configText(b.cfg.Settings))
+	return writeAtomic(filepath.Join(b.shellFiles, configName), configText(settings))
 }
 
 // configText is the settings in force, one a line with where it came from,

@@ -15,15 +15,16 @@ import (
 func TestWriteRunFiles(t *testing.T) {
 	dir := t.TempDir()
 	b := &box{
-		console:   &console{},
-		relayHeld: "the configuration has errors (see the log); fix them and reboot",
+		console:    &console{},
+		shellFiles: dir,
+		relayHeld:  "the configuration has errors (see the log); fix them and reboot",
 		cfg: Config{Settings: []relay.Setting{
 			{Key: "ip", Value: "198.18.0.2::198.18.0.1:255.255.255.0::eth0:off", Source: "kernel command line"},
 			{Key: "auth-secret", Value: "hunter2", Source: "RELAYBOX partition relaybox.conf:3"},
 		}},
 	}
 	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	if err := b.writeRunFiles(dir, now); err != nil {
+	if err := b.writeRunFiles(now); err != nil {
 		t.Fatal(err)
 	}
 	status, err := os.ReadFile(filepath.Join(dir, "status"))
@@ -58,7 +59,7 @@ func TestWriteRunFiles(t *testing.T) {
 		t.Errorf("config file:\n%s\nshows the secret", config)
 	}
 	// Rewritten in place, no temporary file left behind.
-	if err := b.writeRunFiles(dir, now.Add(runFilesEvery)); err != nil {
+	if err := b.writeRunFiles(now.Add(runFilesEvery)); err != nil {
 		t.Fatal(err)
 	}
 	names, _ := filepath.Glob(filepath.Join(dir, "*"))

@@ -1,7 +1,6 @@
 package pid1
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -57,11 +56,15 @@ func shellBanner(dashboard bool) string {
 func (b *box) serveConsoles() {
 	names := b.console.inputs()
 	if len(names) == 0 {
-		safeGo("console", func() { b.serveConsole("", os.Stdin) })
+		safeGo("console", func() {
+			// Never reopened: there is no name to open it by.
+			_, err := b.serveKeys(os.Stdin, false)
+			b.console.Logf("console stdin: %v; no shell on it", err)
+		})
 		return
 	}
 	for _, name := range names {
-		safeGo("console "+name, func() { b.serveConsole(name, nil) })
+		safeGo("console "+name, func() { b.serveConsole(name) })
 	}
 }
 
@@ -69,47 +72,56 @@ func (b *box) serveConsoles() {
 // again before init gives up on it.
 const consoleRetries = 5
 
-// serveConsole opens a shell on console name (or on in, when name is
-// empty) each time a key is pressed there, for as long as the box runs,
-// and one shell at a time: a key pressed while a shell is open on another
-// console says so. A console that cannot be read is logged and left; the
-// box runs on.
-func (b *box) serveConsole(name string, in *os.File) {
+// serveConsole serves keys on /dev/name for as long as the box runs,
+// opening it again after each shell and after an input error. A console
+// that cannot be opened, or fails consoleRetries times without a key in
+// between, is logged and left; the box runs on.
+func (b *box) serveConsole(name string) {
 	for failures := 0; ; {
-		if name != "" {
-			f, err := os.OpenFile("/dev/"+name, os.O_RDWR|unix.O_NOCTTY, 0)
-			if err != nil {
-				b.console.Logf("console %s: %v; no shell on it", name, err)
-				return
-			}
-			in = f
+		in, err := os.OpenFile("/dev/"+name, os.O_RDWR|unix.O_NOCTTY, 0)
+		if err != nil {
+			b.console.Logf("console %s: %v; no shell on it", name, err)
+			return
 		}
-		keys := newKeyWaiter(in)
-		for {
-			if err := keys.wait(); err != nil {
-				failures++
-				if name == "" || failures >= consoleRetries {
-					b.console.Logf("console %s: %v; no shell on it", cmp.Or(name, "stdin"), err)
-					return
-				}
-				time.Sleep(time.Second)
-				break // open it again
-			}
+		// One shell: its session ending hung the terminal up for every
+		// descriptor opened on it by name.
+		pressed, err := b.serveKeys(in, true)
+		in.Close()
+		if pressed {
 			failures = 0
-			if !b.shellOn.TryLock() {
-				fmt.Fprintf(in, "\r\na shell is open on another console: exit it there first\r\n")
-				continue
-			}
-			b.runShell(in)
-			b.shellOn.Unlock()
-			if name != "" {
-				// The shell's session ending hung the terminal up
-				// for every descriptor opened on it by name.
-				break
-			}
 		}
-		if name != "" {
-			in.Close()
+		if err == nil {
+			continue
+		}
+		failures++
+		if failures >= consoleRetries {
+			b.console.Logf("console %s: %v; no shell on it", name, err)
+			return
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// serveKeys opens a shell on in each time a key is pressed there, one shell
+// at a time: a key pressed while a shell is open on another console says
+// so. It returns after the first shell when oneShell is set, otherwise
+// only when reading in fails, with the error; pressed says whether a key
+// came first.
+func (b *box) serveKeys(in *os.File, oneShell bool) (pressed bool, err error) {
+	keys := newKeyWaiter(in)
+	for {
+		if err := keys.wait(); err != nil {
+			return pressed, err
+		}
+		pressed = true
+		if !b.shellOn.TryLock() {
+			fmt.Fprintf(in, "\r\na shell is open on another console: exit it there first\r\n")
+			continue
+		}
+		b.runShell(in)
+		b.shellOn.Unlock()
+		if oneShell {
+			return pressed, nil
 		}
 	}
 }
@@ -123,10 +135,10 @@ func (b *box) runShell(in *os.File) {
 	dashboard := b.shellOpen(true)
 	// Fresh before the banner, so the first cat shows the present.
 	stop := make(chan struct{})
-	if err := b.writeRunFiles(b.shellFiles, time.Now()); err != nil {
+	if err := b.writeRunFiles(time.Now()); err != nil {
 		b.console.Logf("%v", err)
 	} else {
-		safeGo("run files", func() { b.keepRunFiles(b.shellFiles, stop) })
+		safeGo("run files", func() { b.keepRunFiles(stop) })
 	}
 	banner := "\n" + shellBanner(dashboard)
 	if cleared {
