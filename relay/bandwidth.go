@@ -41,7 +41,7 @@ type kernelUse struct {
 // ends; it returns at once when there is no cap or no kernel path.
 func (s *Server) runBandwidth(ctx context.Context) {
 	x, ok := s.plane.(*xdpPlane)
-	if !ok || !x.capped {
+	if !ok || !x.capped() {
 		return
 	}
 	t := time.NewTimer(bandwidthPoll)

@@ -322,16 +322,11 @@ func (b *sendBatch) sendEach(fd uintptr, i int) {
 	}
 }
 
-// datagrams is how many datagrams are queued.
-func (b *sendBatch) datagrams() int { return b.nd }
-
-// reset empties the batch and drops its references to payloads.
+// reset empties the batch and drops its references to payloads (the
+// headers' iovec pointers point into the batch itself, and add sets them).
 func (b *sendBatch) reset() {
 	for i := range b.nd {
 		b.iovs[i].Base = nil
-	}
-	for i := range b.n {
-		b.hdrs[i].Hdr.Iov = nil
 	}
 	b.n, b.nd = 0, 0
 }

@@ -2,10 +2,8 @@ package relay
 
 import (
 	"bytes"
-	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -81,41 +79,12 @@ func (tp *topology) startRelay(t testing.TB, port uint16, plane DataPlane, keys 
 
 // setKey sets one key of an existing Config, as the flag would.
 func setKey(c *Config, key, value string) error {
-	var fresh Config
-	fs := NewFlagSet(&fresh)
-	if err := fs.Set(key, value); err != nil {
-		return err
-	}
-	// Copy the one field the key set: flags write into fresh, so compare.
-	switch key {
-	case "lifetime":
-		c.DefaultLifetime = fresh.DefaultLifetime
-	case "max-lifetime":
-		c.MaxLifetime = fresh.MaxLifetime
-	case "channel-lifetime":
-		c.ChannelLifetime = fresh.ChannelLifetime
-	case "permission-lifetime":
-		c.PermissionLifetime = fresh.PermissionLifetime
-	case "control":
-		c.Control = fresh.Control
-	case "metrics":
-		c.Metrics = fresh.Metrics
-	case "unauth-amplification":
-		c.Amplification = fresh.Amplification
-	case "listen":
-		c.Listen = fresh.Listen
-	case "bandwidth":
-		c.Bandwidth = fresh.Bandwidth
-	case "xdp":
-		c.XDP = fresh.XDP
-	case "xdp-mode":
-		c.XDPMode = fresh.XDPMode
-	case "xdp-maps":
-		c.XDPMaps = fresh.XDPMaps
-	default:
-		return fmt.Errorf("setKey: %s not handled", key)
-	}
-	return nil
+	// NewFlagSet resets c to the defaults, and its flags write into c's
+	// fields: put c's values back before setting the key.
+	kept := *c
+	fs := NewFlagSet(c)
+	*c = kept
+	return fs.Set(key, value)
 }
 
 // echoPeer runs an echo server in the peer namespace on a.
@@ -148,6 +117,29 @@ func roundTrip(t testing.TB, tc *turnClient, peer net.Addr, msg []byte) {
 	}
 }
 
+// untilChannelData makes round trips of msg through tc to peer, at least
+// three, until ChannelData has gone both ways, in user space or the data
+// plane: pion binds its channel in the background, sending Send
+// indications meanwhile.
+func untilChannelData(t *testing.T, r *running, tc *turnClient, peer net.Addr, msg string) {
+	t.Helper()
+	relayed := func(st Status, p proto.Path) uint64 {
+		return st.Relayed[p.String()].Packets + st.DataPlane.Relayed[p.String()].Packets
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for try := 0; ; try++ {
+		roundTrip(t, tc, peer, []byte(msg))
+		st := r.Status(0)
+		if try >= 2 && relayed(st, proto.PathChannelToPeer) > 0 && relayed(st, proto.PathPeerToChannel) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pion sent no ChannelData in %d round trips over 10 s", try+1)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestInterop runs pion/turn's client, and a raw STUN client where pion
 // cannot go, against the relay in namespaces, with UDP echo peers.
 func TestInterop(t *testing.T) {
@@ -165,18 +157,9 @@ func TestInterop(t *testing.T) {
 			t.Errorf("relayed address %v, want one on %v", tc.relayedAddr(), relayIP4)
 		}
 		before := r.coreStats()
-		// The first writes go as Send indications while pion binds a
-		// channel in the background; later ones as ChannelData.
-		deadline := time.Now().Add(10 * time.Second)
-		for i := 0; i < 20 || r.coreStats().Relayed[proto.PathChannelToPeer].Packets == before.Relayed[proto.PathChannelToPeer].Packets; i++ {
-			if time.Now().After(deadline) {
-				t.Fatalf("pion sent no ChannelData in %d round trips over 10 s", i)
-			}
-			if i >= 20 {
-				time.Sleep(10 * time.Millisecond)
-			}
-			roundTrip(t, tc, peer4.LocalAddr(), []byte("ping "+strconv.Itoa(i)))
-		}
+		// The first writes go as Send indications; later ones as
+		// ChannelData.
+		untilChannelData(t, r, tc, peer4.LocalAddr(), "ping")
 		// A second port of the same peer IP has a permission but no
 		// channel: it reaches the client as a Data indication.
 		other := udpConn(t, tp.peer.Do, netip.AddrPortFrom(peerIP4, 5001))

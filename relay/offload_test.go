@@ -82,6 +82,20 @@ func numbered(i, n int) []byte {
 	return b
 }
 
+// numberedRun is k numbered datagrams, from number first on, of size
+// bytes but the last, of last bytes: a run GSO and GRO may join.
+func numberedRun(first, k, size, last int) [][]byte {
+	out := make([][]byte, k)
+	for i := range out {
+		n := size
+		if i == k-1 {
+			n = last
+		}
+		out[i] = numbered(first+i, n)
+	}
+	return out
+}
+
 // segmentOOB is a UDP_SEGMENT control message for size.
 func segmentOOB(size int) []byte {
 	oob := make([]byte, unix.CmsgSpace(2))
@@ -161,21 +175,17 @@ func TestGRO(t *testing.T) {
 	napiGRO(t, tp.relay, "r0")
 	o := newOffloadRig(t, tp)
 	seq := 0
-	next := func(n int) []byte { seq++; return numbered(seq, n) }
+	// nextRun is numberedRun, numbered on from the last one.
+	nextRun := func(k, size, last int) [][]byte {
+		run := numberedRun(seq+1, k, size, last)
+		seq += k
+		return run
+	}
 
 	t.Run("client GSO packet, shorter last datagram", func(t *testing.T) {
 		before, _, _, _ := o.counters()
-		var cd, data [][]byte
-		for i := range 20 {
-			n := 1200
-			if i == 19 {
-				n = 100
-			}
-			d := next(n)
-			data = append(data, d)
-			cd = append(cd, channelData(0x4000, d))
-		}
-		sendGSO(t, o.rc.c, o.rc.server, cd)
+		data := nextRun(20, 1200, 100)
+		sendGSO(t, o.rc.c, o.rc.server, onChannel(0x4000, data, channelData))
 		expect(t, "peer", data, sinkReader(o.sink))
 		if after, _, _, _ := o.counters(); after == before {
 			t.Errorf("no GRO read counted: the relay got the datagrams one by one")
@@ -189,13 +199,8 @@ func TestGRO(t *testing.T) {
 		// Until one burst is joined: whether a poll finds several
 		// datagrams waiting is up to the scheduler.
 		for try := 0; try < 20; try++ {
-			var cd, data [][]byte
-			for range 64 {
-				d := next(500)
-				data = append(data, d)
-				cd = append(cd, channelData(0x4000, d))
-			}
-			sendBurst(t, o.rc.c, o.rc.server, cd)
+			data := nextRun(64, 500, 500)
+			sendBurst(t, o.rc.c, o.rc.server, onChannel(0x4000, data, channelData))
 			expect(t, "peer", data, sinkReader(o.sink))
 			if after, _, _, _ := o.counters(); after > before {
 				return
@@ -206,19 +211,9 @@ func TestGRO(t *testing.T) {
 
 	t.Run("peer GSO packet to the relayed address", func(t *testing.T) {
 		before, _, _, _ := o.counters()
-		var dgrams, cd [][]byte
-		for i := range 30 {
-			n := 800
-			if i == 29 {
-				n = 13
-			}
-			d := next(n)
-			dgrams = append(dgrams, d)
-			// Unpadded, as the relay sends it.
-			cd = append(cd, append(binary.BigEndian.AppendUint16([]byte{0x40, 0x00}, uint16(n)), d...))
-		}
+		dgrams := nextRun(30, 800, 13)
 		sendGSO(t, o.sink, o.relayed, dgrams)
-		expect(t, "client", cd, func() ([]byte, error) { return o.rc.read(5 * time.Second) })
+		expect(t, "client", onChannel(0x4000, dgrams, unpaddedChannelData), func() ([]byte, error) { return o.rc.read(5 * time.Second) })
 		if after, _, _, _ := o.counters(); after == before {
 			t.Errorf("no GRO read counted on the allocation socket")
 		}
@@ -413,7 +408,7 @@ func TestSendBatchJoins(t *testing.T) {
 					}
 				}
 			}
-			if fmt.Sprint(got) != fmt.Sprint(tc.want) || total != len(tc.in) || sb.datagrams() != len(tc.in) {
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) || total != len(tc.in) || sb.nd != len(tc.in) {
 				t.Errorf("messages of %v datagrams (%d in all), want %v", got, total, tc.want)
 			}
 			sb.reset()
@@ -445,20 +440,11 @@ func TestOffloadWildcard(t *testing.T) {
 			peer := udpConn(t, nil, netip.AddrPortFrom(peerIP, 0))
 			mustSucceed(t, rc.do(stun.MethodChannelBind, peerAttr(peer.LocalAddr().(*net.UDPAddr).AddrPort()), channelNumber(0x4000)))
 			groBefore, _, gsoBefore, _ := o.counters()
-			var dgrams, cd [][]byte
-			for k := range 30 {
-				n := 1000
-				if k == 29 {
-					n = 999
-				}
-				d := numbered(1000*i+k, n)
-				dgrams = append(dgrams, d)
-				cd = append(cd, append(binary.BigEndian.AppendUint16([]byte{0x40, 0x00}, uint16(n)), d...))
-			}
+			dgrams := numberedRun(1000*i, 30, 1000, 999)
 			sendGSO(t, peer, relayed[0], dgrams)
 			// rc.read takes only datagrams from server: the source is
 			// checked too.
-			expect(t, "client", cd, func() ([]byte, error) { return rc.read(5 * time.Second) })
+			expect(t, "client", onChannel(0x4000, dgrams, unpaddedChannelData), func() ([]byte, error) { return rc.read(5 * time.Second) })
 			// The worker counts GSO segments once sendmmsg returns,
 			// which may be after the client has read them.
 			waitFor(t, time.Second, "a GRO read and GSO segments counted", func() bool {

@@ -34,25 +34,6 @@ func opsRelay(t *testing.T) (r *running, control, secretFile string) {
 	return startServer(t, cfg, Options{DataPlane: &recorder{clock: &seqClock{}}}), control, secretFile
 }
 
-// untilChannelData makes round trips of msg through tc to peer, at least
-// three, until ChannelData has gone both ways: pion binds its channel in
-// the background, sending Send indications meanwhile.
-func untilChannelData(t *testing.T, r *running, tc *turnClient, peer net.Addr, msg string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for try := 0; ; try++ {
-		roundTrip(t, tc, peer, []byte(msg))
-		st := r.Status(0)
-		if try >= 2 && st.Relayed["channel-to-peer"].Packets > 0 && st.Relayed["peer-to-channel"].Packets > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pion sent no ChannelData in %d round trips over 10 s", try+1)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestControlSocket(t *testing.T) {
 	r, control, _ := opsRelay(t)
 	peer := udpConn(t, nil, netip.AddrPortFrom(lo4, 0))

@@ -202,13 +202,29 @@ func (rc *rawClient) allocate(attrs ...stun.Setter) []netip.AddrPort {
 	return out
 }
 
-// channelData frames b as ChannelData on ch.
+// channelData frames b as ChannelData on ch, padded to a multiple of 4
+// bytes.
 func channelData(ch uint16, b []byte) []byte {
-	out := binary.BigEndian.AppendUint16(nil, ch)
-	out = binary.BigEndian.AppendUint16(out, uint16(len(b)))
-	out = append(out, b...)
+	out := unpaddedChannelData(ch, b)
 	for len(out)%4 != 0 {
 		out = append(out, 0)
+	}
+	return out
+}
+
+// unpaddedChannelData frames b as ChannelData on ch as the relay sends it
+// over UDP: unpadded.
+func unpaddedChannelData(ch uint16, b []byte) []byte {
+	out := binary.BigEndian.AppendUint16(nil, ch)
+	out = binary.BigEndian.AppendUint16(out, uint16(len(b)))
+	return append(out, b...)
+}
+
+// onChannel frames each of dgrams with frame, on ch.
+func onChannel(ch uint16, dgrams [][]byte, frame func(uint16, []byte) []byte) [][]byte {
+	out := make([][]byte, len(dgrams))
+	for i, d := range dgrams {
+		out[i] = frame(ch, d)
 	}
 	return out
 }

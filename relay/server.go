@@ -226,7 +226,7 @@ func (s *Server) Run(ctx context.Context) (err error) {
 
 	s.ready.Store(true)
 	s.log.Info("serving TURN", "listen", joinAddrs(s.listens), "relay-address", joinIPs(s.relay),
-		"port-range", fmt.Sprintf("%d-%d", s.cfg.PortMin, s.cfg.PortMax), "workers", n, "data-plane", s.dataPlaneStatus(nil).Mode)
+		"port-range", fmt.Sprintf("%d-%d", s.cfg.PortMin, s.cfg.PortMax), "workers", n, "data-plane", s.dataPlaneMode())
 	if s.opts.Ready != nil {
 		s.opts.Ready(append([]netip.AddrPort(nil), s.listens...))
 	}

@@ -149,6 +149,15 @@ func (s *Server) dataPlaneStatus(bindings []proto.Binding) DataPlaneStatus {
 	return DataPlaneStatus{Mode: fmt.Sprintf("%T", s.plane)}
 }
 
+// dataPlaneMode is the data plane's mode as its status says it, without
+// reading the kernel's maps for the rest.
+func (s *Server) dataPlaneMode() string {
+	if x, ok := s.plane.(*xdpPlane); ok {
+		return x.mode
+	}
+	return s.dataPlaneStatus(nil).Mode
+}
+
 func strs[T fmt.Stringer](vs []T) []string {
 	out := make([]string, len(vs))
 	for i, v := range vs {

@@ -37,10 +37,8 @@ type xdpPlane struct {
 	// generic mode (offload.go says what follows).
 	generic bool
 
-	// capped: a bandwidth cap is set, and the relay charges the kernel's
-	// relaying to the allocations (bandwidth.go). use is each binding's
-	// state for that, under the relay's state lock as Apply is.
-	capped    bool
+	// use is each binding's state for the bandwidth cap (bandwidth.go),
+	// under the relay's state lock as Apply is; nil without a cap.
 	use       map[proto.Binding]*kernelUse
 	suspended atomic.Int64  // bindings out of the kernel, over their cap
 	errs      atomic.Uint64 // bindings the cap could not move in or out
@@ -72,10 +70,10 @@ func openXDP(cfg *Config, listenPort uint16, inNamespace func(func() error) erro
 	} else if err := x.load(cfg, listenPort, inNamespace, log); err != nil {
 		return nil, err
 	}
-	// The relay is starting and holds no binding: any in the maps is a
-	// dead relay's (one killed before it could remove them), and the
-	// kernel would keep relaying for allocations no one serves.
-	n, err := x.reconcile(nil)
+	// A relay killed before it could remove its bindings left them in
+	// the maps, and the kernel would keep relaying for allocations no one
+	// serves.
+	n, err := x.removeStale()
 	if err != nil {
 		x.Close()
 		return nil, fmt.Errorf("xdp: remove the bindings of a previous relay: %w", err)
@@ -85,7 +83,7 @@ func openXDP(cfg *Config, listenPort uint16, inNamespace func(func() error) erro
 		log.Info("xdp: removed the bindings a previous relay left in the kernel", "bindings", n)
 	}
 	if cfg.Bandwidth > 0 {
-		x.capped, x.use = true, map[proto.Binding]*kernelUse{}
+		x.use = map[proto.Binding]*kernelUse{}
 	}
 	if err := inNamespace(func() error {
 		var err error
@@ -96,6 +94,10 @@ func openXDP(cfg *Config, listenPort uint16, inNamespace func(func() error) erro
 	}
 	return x, nil
 }
+
+// capped reports whether a bandwidth cap is set: the relay then charges
+// the kernel's relaying to the allocations (bandwidth.go).
+func (x *xdpPlane) capped() bool { return x.use != nil }
 
 // load loads the program with cfg's ports and attaches it to cfg.XDP.
 func (x *xdpPlane) load(cfg *Config, listenPort uint16, inNamespace func(func() error) error, log *slog.Logger) error {
@@ -135,18 +137,24 @@ func (x *xdpPlane) load(cfg *Config, listenPort uint16, inNamespace func(func() 
 }
 
 // genericXDP reports whether a link of the calling thread's network
-// namespace has an XDP program attached in generic mode.
+// namespace may have an XDP program attached in generic mode.
 func genericXDP() (bool, error) {
 	links, err := netlink.LinkList()
 	if err != nil {
 		return false, fmt.Errorf("list links: %w", err)
 	}
 	for _, l := range links {
-		if x := l.Attrs().Xdp; x != nil && x.Attached && x.AttachMode == nl.XDP_ATTACHED_SKB {
+		if mayRunGeneric(l.Attrs().Xdp) {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// mayRunGeneric reports whether a link's XDP state includes a program in
+// generic mode.
+func mayRunGeneric(x *netlink.LinkXdp) bool {
+	return x != nil && x.AttachMode == nl.XDP_ATTACHED_SKB
 }
 
 // forwardingOff lists the forwarding sysctls of iface that are 0, in the
@@ -175,7 +183,7 @@ func kernelBinding(b proto.Binding) bpf.Binding {
 func (x *xdpPlane) Apply(e proto.Event) error {
 	switch e.Kind {
 	case proto.BindingCreated, proto.BindingRefreshed:
-		if x.capped {
+		if x.capped() {
 			if u := x.use[e.Binding]; u == nil {
 				x.use[e.Binding] = &kernelUse{}
 			} else if u.suspended {
@@ -219,36 +227,20 @@ func addTraffic(totals *[2]proto.Traffic, s bpf.BindingStats) {
 	}
 }
 
-// reconcile makes the maps hold exactly the bindings in hold: it removes
-// every other one and writes those of hold. It returns how many it
-// removed.
-func (x *xdpPlane) reconcile(hold []proto.Binding) (removed int, err error) {
-	keep := make(map[bpf.Binding]bool, len(hold))
-	for _, b := range hold {
-		keep[kernelBinding(b)] = true
-	}
+// removeStale removes every binding in the maps and returns how many it
+// removed: at start the relay holds none, so any there is a dead relay's.
+func (x *xdpPlane) removeStale() (removed int, err error) {
 	all, err := x.maps.Bindings()
 	if err != nil {
 		return 0, err
 	}
 	var errs []error
 	for _, s := range all {
-		// A half-written binding (one direction) is not kept either:
-		// AddBinding below writes both.
-		if keep[s.Binding] && s.ToPeer != nil && s.ToClient != nil {
-			delete(keep, s.Binding)
-			continue
-		}
 		if err := x.maps.RemoveBinding(s.Binding); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		removed++
-	}
-	for b := range keep {
-		if err := x.maps.AddBinding(b); err != nil {
-			errs = append(errs, err)
-		}
 	}
 	return removed, errors.Join(errs...)
 }
@@ -257,8 +249,8 @@ func (x *xdpPlane) reconcile(hold []proto.Binding) (removed int, err error) {
 // bindings asked about.
 func (x *xdpPlane) DataPlaneStatus(list []proto.Binding) DataPlaneStatus {
 	st := DataPlaneStatus{Mode: x.mode, Counters: map[string]uint64{"stale_bindings_removed": uint64(x.stale)}}
-	if x.capped {
-		st.Counters["bandwidth_suspended_bindings"] = uint64(max(x.suspended.Load(), 0))
+	if x.capped() {
+		st.Counters["bandwidth_suspended_bindings"] = uint64(x.suspended.Load())
 		st.Counters["bandwidth_errors"] = x.errs.Load()
 	}
 	var errs []error
