@@ -151,10 +151,18 @@ func genericXDP() (bool, error) {
 	return false, nil
 }
 
-// mayRunGeneric reports whether a link's XDP state includes a program in
-// generic mode.
+// xdpAttachedMulti is XDP_ATTACHED_MULTI from linux/if_link.h, which
+// netlink/nl does not define.
+const xdpAttachedMulti = 4
+
+// mayRunGeneric reports whether a link's XDP state may include a program
+// in generic mode. Multi is an offloaded program beside a generic or a
+// native one (the kernel refuses those two together), and
+// vishvananda/netlink drops the per-mode program ids that say which: so
+// it counts as generic, since GRO off costs only speed while GRO on
+// beside a generic program sends a flow's joined datagrams to user space.
 func mayRunGeneric(x *netlink.LinkXdp) bool {
-	return x != nil && x.AttachMode == nl.XDP_ATTACHED_SKB
+	return x != nil && (x.AttachMode == nl.XDP_ATTACHED_SKB || x.AttachMode == xdpAttachedMulti)
 }
 
 // forwardingOff lists the forwarding sysctls of iface that are 0, in the

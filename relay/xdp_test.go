@@ -783,6 +783,7 @@ func TestMayRunGeneric(t *testing.T) {
 		{"native", &netlink.LinkXdp{Attached: true, AttachMode: nl.XDP_ATTACHED_DRV}, false},
 		{"generic", &netlink.LinkXdp{Attached: true, AttachMode: nl.XDP_ATTACHED_SKB}, true},
 		{"offloaded", &netlink.LinkXdp{Attached: true, AttachMode: nl.XDP_ATTACHED_HW}, false},
+		{"multi: offloaded, and generic or native", &netlink.LinkXdp{Attached: true, AttachMode: xdpAttachedMulti}, true},
 	} {
 		if got := mayRunGeneric(tc.xdp); got != tc.want {
 			t.Errorf("%s: mayRunGeneric = %v, want %v", tc.name, got, tc.want)
