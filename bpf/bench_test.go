@@ -51,13 +51,19 @@ func kernelNsPerPacket(tb testing.TB, n *relayNet, prog *ebpf.Program, frame []b
 
 // BenchmarkPaths measures the program per path in the kernel, beside a
 // bare MAC-swap XDP_TX program measured in the same run: ns/op is the
-// kernel's time per packet, x-macswap the ratio to the floor.
+// kernel's time per packet, x-macswap the ratio to the floor. The other
+// floors: a program that only passes, and the least a relay path does
+// (minimumRelay).
 func BenchmarkPaths(b *testing.B) {
 	n := newRelayNet(b, Config{}, tableBindings...)
 	data := make([]byte, 100)
 	macSwap := macSwapProgram(b)
 	floorFrame := fromClient(b44, data).build(b)
 	floor := kernelNsPerPacket(b, n, macSwap, floorFrame, "r0", VerdictTX, 200000)
+	minimum := newMinimumRelay(b)
+	if _, out := n.run(b, floorFrame, "r0"); n.ns.Do(func() error { minimum.bind(b, floorFrame, out, n.ifindex["r1"]); return nil }) != nil {
+		b.Fatal("bind the minimum relay")
+	}
 
 	type path struct {
 		name    string
@@ -69,6 +75,7 @@ func BenchmarkPaths(b *testing.B) {
 	paths := []path{
 		{"floor/mac_swap", macSwap, floorFrame, "r0", ReasonTX},
 		{"floor/pass", xdpPassProgram(b), floorFrame, "r0", ReasonControl},
+		{"floor/relay_minimum", minimum.prog, floorFrame, "r0", ReasonRedirect},
 		{"relay/v4_client_to_v4_peer", n.p.objs.RelayXdp, floorFrame, "r0", ReasonRedirect},
 		{"relay/v4_peer_to_v4_client", n.p.objs.RelayXdp, fromPeer(b44, data).build(b), "r1", ReasonRedirect},
 		{"relay/v6_client_to_v6_peer", n.p.objs.RelayXdp, fromClient(b66, data).build(b), "r0", ReasonRedirect},
