@@ -128,7 +128,7 @@ func kernelFrames(topo *Topology, flows []frameFlow, payload int) ([]kernelFrame
 			closeFrames(frames)
 			return nil, fmt.Errorf("build ChannelData frame: %w", err)
 		}
-		p, err := genProgram(buf.Bytes()[:restoreLen])
+		p, err := bpf.GeneratorProgram(buf.Bytes()[:restoreLen])
 		if err != nil {
 			closeFrames(frames)
 			return nil, err

@@ -71,22 +71,9 @@ func (r *Results) Charts() []Chart {
 	}
 	cs = append(cs, allocs, allocCPU, mem)
 
-	paths := Chart{Title: "Program.Run per XDP path (MAC swap is the floor)", Unit: "ns per packet"}
-	floor := r.Summary(Key{MetricPathNs, "floor/mac_swap", ""})
-	if floor.Valid() {
-		paths.Lines = []RefLine{{Value: 2 * floor.Median, Label: "2× MAC swap"}}
-	}
-	for _, p := range r.Paths {
-		color := XDP
-		if strings.HasPrefix(p, "floor/") {
-			color = MACSwap
-		}
-		paths.Rows = append(paths.Rows, Row{Label: p, Value: r.Summary(Key{MetricPathNs, p, ""}), Color: color})
-	}
-	if len(r.Paths) == 0 {
-		paths.Rows = []Row{{Label: "every path", Note: "not measured: " + r.MissingReason("paths")}}
-	}
-	cs = append(cs, paths)
+	cs = append(cs,
+		r.pathChart("Program.Run per XDP path, a call per packet (MAC swap is the floor)", r.CallPaths(), "floor/mac_swap"),
+		r.pathChart("Whole XDP paths, live frames (MAC swap is the floor)", r.WholePaths(), WholePrefix+"mac_swap"))
 
 	boot := Chart{Title: "Boot under QEMU (TCG), qemu board", Unit: "seconds"}
 	note := r.MissingReason(Appliance)
@@ -95,6 +82,25 @@ func (r *Results) Charts() []Chart {
 		{Label: "init's share", Value: r.Summary(Key{MetricBootInit, Appliance, ""}), Color: "plain", Note: note},
 	}
 	return append(cs, boot)
+}
+
+// pathChart charts paths' ns per packet, with a line at twice floor's.
+func (r *Results) pathChart(title string, paths []string, floor string) Chart {
+	c := Chart{Title: title, Unit: "ns per packet"}
+	if f := r.Summary(Key{MetricPathNs, floor, ""}); f.Valid() {
+		c.Lines = []RefLine{{Value: 2 * f.Median, Label: "2× MAC swap"}}
+	}
+	for _, p := range paths {
+		color := XDP
+		if strings.HasPrefix(p, "floor/") || p == floor {
+			color = MACSwap
+		}
+		c.Rows = append(c.Rows, Row{Label: p, Value: r.Summary(Key{MetricPathNs, p, ""}), Color: color})
+	}
+	if len(paths) == 0 {
+		c.Rows = []Row{{Label: "every path", Note: "not measured: " + r.MissingReason("paths")}}
+	}
+	return c
 }
 
 // noteFor is what a chart shows for a subject without a value.

@@ -67,7 +67,9 @@ type Results struct {
 	Versions []string // "coturn 4.6.1", ...
 	// Cases are the payload and flow cases, in order.
 	Cases []string
-	// Paths are the XDP paths of BenchmarkPaths, in its order.
+	// Paths are the XDP paths of BenchmarkPaths, in its order: those
+	// measured one Program.Run call per packet, then those measured whole
+	// (WholePrefix).
 	Paths []string
 	// Allocations is how many allocations the memory figure is taken at.
 	Allocations int
@@ -254,12 +256,29 @@ func (r *Results) evaluate(t Target) TargetResult {
 	return tr
 }
 
-// pathTarget is "every XDP path within 2× of MAC swap": met when the worst
-// path's median ratio is.
+// WholePrefix marks the paths BenchmarkPaths measures whole, from a
+// generator through the relay's NIC and out (live frames), apart from
+// those it measures one Program.Run call per packet.
+const WholePrefix = "whole/"
+
+// CallPaths are the paths measured one Program.Run call per packet.
+func (r *Results) CallPaths() []string {
+	return slices.DeleteFunc(slices.Clone(r.Paths), isWhole)
+}
+
+// WholePaths are the paths measured whole.
+func (r *Results) WholePaths() []string {
+	return slices.DeleteFunc(slices.Clone(r.Paths), func(p string) bool { return !isWhole(p) })
+}
+
+func isWhole(p string) bool { return strings.HasPrefix(p, WholePrefix) }
+
+// pathTarget is "every XDP path within 2× of MAC swap", per Program.Run
+// call: met when the worst path's median ratio is.
 func (r *Results) pathTarget() TargetResult {
 	t := Target{Name: "every XDP path ≤ 2× MAC swap, Program.Run ns", Short: "XDP paths ≤ 2× MAC swap", AtMost: 2}
 	worst, worstPath := Summary{}, ""
-	for _, p := range r.Paths {
+	for _, p := range r.CallPaths() {
 		if strings.HasPrefix(p, "floor/") {
 			continue
 		}

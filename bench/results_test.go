@@ -3,6 +3,8 @@ package bench
 import (
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // exampleResults are two runs of a benchmark without XDP.
@@ -24,11 +26,14 @@ func exampleResults() *Results {
 	r.Set(Key{MetricAllocBytes, Relaybox, ""}, 0, 2000)
 	r.Set(Key{MetricAllocBytes, Relaybox, ""}, 1, 2000)
 	r.Set(Key{MetricAllocRate, Coturn, ""}, 0, 1000)
-	r.Paths = []string{"floor/mac_swap", "relay/v4_client_to_v4_peer", "pass/stun"}
-	for run, v := range [][2]float64{{1.5, 1.2}, {1.7, 1.1}} {
+	r.Paths = []string{"floor/mac_swap", "relay/v4_client_to_v4_peer", "pass/stun", "whole/mac_swap", "whole/v4_client_to_v4_peer"}
+	for run, v := range [][3]float64{{1.5, 1.2, 3}, {1.7, 1.1, 2.5}} {
 		r.Set(Key{MetricPathRatio, "floor/mac_swap", ""}, run, 1)
 		r.Set(Key{MetricPathRatio, "relay/v4_client_to_v4_peer", ""}, run, v[0])
 		r.Set(Key{MetricPathRatio, "pass/stun", ""}, run, v[1])
+		r.Set(Key{MetricPathRatio, "whole/mac_swap", ""}, run, 1)
+		// Whole paths do not count towards the Program.Run target.
+		r.Set(Key{MetricPathRatio, "whole/v4_client_to_v4_peer", ""}, run, v[2])
 	}
 	return r
 }
@@ -65,6 +70,16 @@ func TestTargets(t *testing.T) {
 	}
 	if tr := got["every XDP path ≤ 2× MAC swap, Program.Run ns"]; tr.Case != "worst: relay/v4_client_to_v4_peer" {
 		t.Errorf("path target names %q, want the worst path", tr.Case)
+	}
+}
+
+func TestPathsSplit(t *testing.T) {
+	r := exampleResults()
+	if diff := cmp.Diff([]string{"floor/mac_swap", "relay/v4_client_to_v4_peer", "pass/stun"}, r.CallPaths()); diff != "" {
+		t.Errorf("CallPaths: -want +got\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"whole/mac_swap", "whole/v4_client_to_v4_peer"}, r.WholePaths()); diff != "" {
+		t.Errorf("WholePaths: -want +got\n%s", diff)
 	}
 }
 

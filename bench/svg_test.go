@@ -142,6 +142,8 @@ func TestResultsSVGAndMarkdown(t *testing.T) {
 		"| every XDP path ≤ 2× MAC swap, Program.Run ns | worst: relay/v4_client_to_v4_peer | 1.6× (1.5–1.7) | met |",
 		"| relaybox | 5000 (4000–6000) | – | 2000 |",
 		"| relaybox user space | 100 B, 1 flow | ≥ 300k (250k–350k) |",
+		"## Whole XDP paths",
+		"| whole/v4_client_to_v4_peer | – | 2.75× (2.5–3) |",
 	} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q\n%s", want, md.String())

@@ -14,9 +14,9 @@ import (
 	"github.com/relaybox/relaybox/netcfg/nstest"
 )
 
-// The programs here, the wire's and the in-kernel generator's, are a few
-// instructions each, written with cilium/ebpf's asm so the benchmark needs
-// no compiler. The MAC-swap floor is bpf.MACSwapProgram, the program bpf's
+// The wire's program is a few instructions, written with cilium/ebpf's asm
+// so the benchmark needs no compiler, as are bpf.GeneratorProgram, the
+// in-kernel generator's, and bpf.MACSwapProgram, the floor bpf's
 // BenchmarkPaths measures its paths against.
 
 // Wire is the XDP program on rr, the router's end of the relay's link. It
@@ -152,29 +152,5 @@ func (w *Wire) program(mode wireMode) (*ebpf.Program, error) {
 		return nil, fmt.Errorf("load the wire program: %w", err)
 	}
 	w.progs[mode] = p
-	return p, nil
-}
-
-// genProgram is the in-kernel generator's program for one frame: it
-// writes head back over the start of the frame (the relay's program may
-// have rewritten it in place on the frame's last trip) and returns XDP_TX,
-// which a live-frames test run turns into a send out the ingress
-// interface.
-func genProgram(head []byte) (*ebpf.Program, error) {
-	insns := asm.Instructions{
-		asm.LoadMem(asm.R2, asm.R1, 0, asm.Word),
-		asm.LoadMem(asm.R3, asm.R1, 4, asm.Word),
-		asm.Mov.Reg(asm.R4, asm.R2),
-		asm.Add.Imm(asm.R4, int32(len(head))),
-		asm.JGT.Reg(asm.R4, asm.R3, "send"),
-	}
-	for i := 0; i+4 <= len(head); i += 4 {
-		insns = append(insns, asm.StoreImm(asm.R2, int16(i), int64(int32(binary.NativeEndian.Uint32(head[i:]))), asm.Word))
-	}
-	insns = append(insns, asm.Mov.Imm(asm.R0, int32(bpf.VerdictTX)).WithSymbol("send"), asm.Return())
-	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bench_gen", Type: ebpf.XDP, License: "GPL", Instructions: insns})
-	if err != nil {
-		return nil, fmt.Errorf("load the generator program: %w", err)
-	}
 	return p, nil
 }

@@ -3,10 +3,18 @@
 package bpf
 
 import (
+	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/relaybox/relaybox/netcfg/nstest"
 )
 
 // macSwapProgram loads MACSwapProgram for the benchmark.
@@ -103,4 +111,142 @@ func BenchmarkPaths(b *testing.B) {
 			b.ReportMetric(ns/floor, "x-macswap")
 		})
 	}
+
+	// The same paths whole, as a NIC's batch meets them: each sub-benchmark
+	// is wholePath's CPU per frame, its ratio to MAC swap's measured the
+	// same way. Pass and drop paths are left out: what a passed frame costs
+	// is the stack's.
+	w := newWholePath(b, n)
+	wholeFloor := w.nsPerPacket(b, floorFrame, "r2", numReasons, 1<<18)
+	for _, p := range paths {
+		name, ok := strings.CutPrefix(p.name, "relay/")
+		if p.name == "floor/mac_swap" {
+			name, ok = "mac_swap", true
+		}
+		if !ok {
+			continue
+		}
+		ingress, want := p.ingress, p.want
+		if p.prog == macSwap {
+			ingress, want = "r2", numReasons
+		}
+		b.Run("whole/"+name, func(b *testing.B) {
+			ns := w.nsPerPacket(b, p.frame, ingress, want, b.N)
+			b.ReportMetric(ns, "ns/op")
+			b.ReportMetric(ns/wholeFloor, "x-macswap")
+		})
+	}
+}
+
+// wholePath measures a path whole, in the kernel, as the relay meets it
+// in production: the in-kernel generator (GeneratorProgram, live frames)
+// sends the frames from the far end of a veth into one of the relay
+// network's NICs, where the relay program runs in native mode, and the
+// NIC it sends to hands them to an XDP_DROP program at its far end. The
+// NAPI polls that carry them run on the generator's thread, so its CPU
+// time per frame is the whole path's: the generator, two veth hops, the
+// program and the drop. The floor is the same with MAC swap on r2 (which
+// the relay program is not attached to), the frame going back the way it
+// came.
+type wholePath struct {
+	n    *relayNet
+	side map[string]int // ifindex of s0, s1, s2 in n.side
+}
+
+func newWholePath(tb testing.TB, n *relayNet) *wholePath {
+	tb.Helper()
+	drop, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xdp_drop", Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, int32(VerdictDrop)), asm.Return()}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { drop.Close() })
+	w := &wholePath{n: n, side: map[string]int{}}
+	attach := func(ns *nstest.NS, prog *ebpf.Program, iface string) int {
+		var index int
+		err := ns.Do(func() error {
+			nif, err := net.InterfaceByName(iface)
+			if err != nil {
+				return err
+			}
+			l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: nif.Index, Flags: link.XDPDriverMode})
+			if err != nil {
+				return fmt.Errorf("attach %s natively to %s: %w", prog, iface, err)
+			}
+			tb.Cleanup(func() { l.Close() })
+			index = nif.Index
+			return nil
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return index
+	}
+	for i := range relayNetSpec.ifaces {
+		name := fmt.Sprintf("s%d", i)
+		w.side[name] = attach(n.side, drop, name)
+	}
+	attach(n.ns, macSwapProgram(tb), "r2")
+	return w
+}
+
+// nsPerPacket sends count copies of frame into the relay network's NIC
+// ingress and returns the generator thread's CPU time per frame. Unless
+// want is numReasons (a program other than the relay's), the relay must
+// have counted (nearly) every frame under want.
+func (w *wholePath) nsPerPacket(tb testing.TB, frame []byte, ingress string, want Reason, count int) float64 {
+	tb.Helper()
+	gen, err := GeneratorProgram(frame[:min(len(frame), wholeHeadLen)])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer gen.Close()
+	before := readReasons(tb, w.n.p)[want].Packets
+	from := w.side["s"+strings.TrimPrefix(ingress, "r")]
+	var cpu time.Duration
+	err = w.n.side.Do(func() error {
+		c0, err := threadCPU()
+		if err != nil {
+			return err
+		}
+		for sent := 0; sent < count; {
+			repeat := min(count-sent, 1<<16)
+			_, err := gen.Run(&ebpf.RunOptions{
+				Data:    frame,
+				Repeat:  uint32(repeat),
+				Flags:   unix.BPF_F_TEST_XDP_LIVE_FRAMES,
+				Context: xdpMd{DataEnd: uint32(len(frame)), IngressIfindex: uint32(from)},
+			})
+			if err != nil {
+				return fmt.Errorf("generator (live frames) into %s: %w", ingress, err)
+			}
+			sent += repeat
+		}
+		c1, err := threadCPU()
+		cpu = c1 - c0
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if want != numReasons {
+		if got := readReasons(tb, w.n.p)[want].Packets - before; got < uint64(count)*99/100 {
+			tb.Errorf("the relay counted %d of %d frames as %s", got, count, want)
+		}
+	}
+	return float64(cpu.Nanoseconds()) / float64(count)
+}
+
+// wholeHeadLen is how much of a frame the generator writes back: more
+// than any headers the relay program rewrites (IPv6 and ChannelData: 66
+// bytes).
+const wholeHeadLen = 68
+
+// threadCPU is the calling thread's CPU time.
+func threadCPU() (time.Duration, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0, fmt.Errorf("thread CPU time: %w", err)
+	}
+	return time.Duration(ts.Nano()), nil
 }

@@ -1,6 +1,7 @@
 package bpf
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/cilium/ebpf"
@@ -37,6 +38,36 @@ func MACSwapProgram() (*ebpf.Program, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load the MAC-swap program: %w", err)
+	}
+	return p, nil
+}
+
+// GeneratorProgram loads the in-kernel traffic generator's program for one
+// frame whose first bytes are head: run with BPF_F_TEST_XDP_LIVE_FRAMES,
+// it writes head back over the start of the frame and returns XDP_TX,
+// which the live-frames test run turns into a send out the ingress NIC.
+// The write-back matters because the pages come back to the run's pool as
+// the program on the far side left them (a relay rewrites its frames in
+// place): head must cover every byte that program may change.
+func GeneratorProgram(head []byte) (*ebpf.Program, error) {
+	insns := asm.Instructions{
+		asm.LoadMem(asm.R2, asm.R1, 0, asm.Word),
+		asm.LoadMem(asm.R3, asm.R1, 4, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, int32(len(head))),
+		asm.JGT.Reg(asm.R4, asm.R3, "send"),
+	}
+	i := 0
+	for ; i+4 <= len(head); i += 4 {
+		insns = append(insns, asm.StoreImm(asm.R2, int16(i), int64(int32(binary.NativeEndian.Uint32(head[i:]))), asm.Word))
+	}
+	for ; i < len(head); i++ {
+		insns = append(insns, asm.StoreImm(asm.R2, int16(i), int64(head[i]), asm.Byte))
+	}
+	insns = append(insns, asm.Mov.Imm(asm.R0, int32(VerdictTX)).WithSymbol("send"), asm.Return())
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xdp_generator", Type: ebpf.XDP, License: "GPL", Instructions: insns})
+	if err != nil {
+		return nil, fmt.Errorf("load the generator program: %w", err)
 	}
 	return p, nil
 }

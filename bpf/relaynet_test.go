@@ -109,6 +109,7 @@ func neighbourMAC(a netip.Addr) net.HardwareAddr {
 // relayNet is a live relay network with the program loaded and attached.
 type relayNet struct {
 	ns      *nstest.NS
+	side    *nstest.NS // the far ends of the veths: s0, s1, s2
 	p       *Program
 	ifindex map[string]int
 }
@@ -126,7 +127,7 @@ func newRelayNet(t testing.TB, cfg Config, bs ...Binding) *relayNet {
 	side.Sysctl(t, "net/ipv6/conf/default/disable_ipv6", "1")
 	side.Sysctl(t, "net/ipv6/conf/all/disable_ipv6", "1")
 
-	n := &relayNet{ns: ns, ifindex: map[string]int{}}
+	n := &relayNet{ns: ns, side: side, ifindex: map[string]int{}}
 	for i, iface := range relayNetSpec.ifaces {
 		nstest.Veth(t, ns, iface.name, side, fmt.Sprintf("s%d", i))
 		ns.MustRun(t, "ip", "link", "set", iface.name, "address", iface.mac.String(), "mtu", fmt.Sprint(iface.mtu))
