@@ -35,6 +35,9 @@ type box struct {
 	// mu guards what run() assigns while a shell may already be open and
 	// writeRunFiles reads on another goroutine: cfg, net,
 	// relayIface, xdp, attach, relay, relayHeld. run() reads them unlocked.
+	// It also orders a shutdown that comes during boot (signals run on
+	// their own goroutine) against what run() starts: watchdog, stop,
+	// stopped and down.
 	mu       sync.Mutex
 	console  *console
 	cfg      Config
@@ -51,6 +54,8 @@ type box struct {
 	started time.Time
 	// relayHeld says why the relay is not running, when it is not.
 	relayHeld string
+	// down is set when shutdown begins: from then on run() starts nothing.
+	down bool
 	// shell is the console's shell, shellFiles where init keeps the files
 	// the shell reads (runDir).
 	shell, shellFiles string
@@ -111,7 +116,11 @@ func run() {
 	cfg, cfgErr := mergeConfig(local, nil, params)
 	cfgErr = errors.Join(localErr, cfgErr)
 	b.set(func() { b.cfg = cfg })
-	b.watchdog = startWatchdog(cfg.Watchdog, b.console.Logf)
+	b.set(func() {
+		if !b.down {
+			b.watchdog = startWatchdog(cfg.Watchdog, b.console.Logf)
+		}
+	})
 	unix.Sethostname([]byte(cfg.Hostname()))
 	b.configureNetwork()
 
@@ -266,8 +275,6 @@ func (b *box) xdpReport() string {
 }
 
 func (b *box) startRelay() {
-	ctx, cancel := context.WithCancel(context.Background())
-	b.stop = cancel
 	args := b.cfg.RelayArgs
 	if b.xdp != nil {
 		// The relay writes its channel bindings into the maps pinned here,
@@ -286,7 +293,13 @@ func (b *box) startRelay() {
 		StopTimeout: 5 * time.Second,
 		launcher:    b.launch,
 	}
-	b.set(func() { b.relay = svc })
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.down {
+		return // shutting down: a relay started now would not be stopped
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.relay, b.stop = svc, cancel
 	b.stopped.Add(1)
 	safeGo("relay supervisor", func() {
 		defer b.stopped.Done()
@@ -313,13 +326,18 @@ func (b *box) relayReady(addrs []string) {
 	}
 }
 
-// stopServices stops the relay and waits for it, bounded by its stop
-// timeout.
+// stopServices stops the relay and the watchdog's pings, and waits for
+// the relay, bounded by its stop timeout. run() starts neither after it.
 func (b *box) stopServices() {
-	if b.stop != nil {
-		b.stop()
+	b.mu.Lock()
+	b.down = true
+	stop, w := b.stop, b.watchdog
+	b.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
 	b.stopped.Wait()
+	w.disarm()
 }
 
 // safeGo runs fn on its own goroutine, turning a panic into a console

@@ -71,7 +71,6 @@ func (b *box) shutdown(a powerAction, why string) {
 		b.screenDown()
 		b.console.Logf("%s requested (%s): stopping services", a.verb, why)
 		b.stopServices()
-		b.watchdog.disarm()
 		unix.Sync()
 		b.console.Println("relaybox: " + a.verb)
 		if err := b.reboot(a.cmd); err != nil {

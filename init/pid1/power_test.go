@@ -1,9 +1,12 @@
 package pid1
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,5 +47,29 @@ func TestPowerCommand(t *testing.T) {
 		if !strings.Contains(errs.String(), tc.wantErrs) || (tc.wantErrs == "") != (errs.Len() == 0) {
 			t.Errorf("%s: stderr %q, want %q", what, errs.String(), tc.wantErrs)
 		}
+	}
+}
+
+// A power request that comes while run() still boots the box (signals are
+// handled on their own goroutine) powers off at once, and run() starts no
+// relay after it: one would be left running, never stopped.
+func TestShutdownDuringBoot(t *testing.T) {
+	out, err := os.Create(filepath.Join(t.TempDir(), "console"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	var cmds []int
+	b := &box{console: &console{outs: []*os.File{out}}, launch: directLauncher{},
+		reboot: func(cmd int) error { cmds = append(cmds, cmd); return nil }}
+
+	b.shutdown(powerOff, "SIGTERM")
+	b.startRelay()
+
+	if b.relay != nil || b.stop != nil {
+		t.Error("startRelay started the relay after the shutdown")
+	}
+	if diff := cmp.Diff([]int{unix.LINUX_REBOOT_CMD_POWER_OFF}, cmds); diff != "" {
+		t.Errorf("reboot(2) commands (-want +got):\n%s", diff)
 	}
 }
