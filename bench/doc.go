@@ -83,8 +83,10 @@
 //     so this is measured once: it does not vary.
 //   - Program.Run per XDP path (paths.go): bpf's BenchmarkPaths, run with
 //     go test, parsed; each path's ratio to the MAC-swap program of the same
-//     run. It measures every path one BPF_PROG_TEST_RUN call per packet,
-//     beside MAC swap, a pass-only program and the least a relay path does
+//     run, measured in turns with it (blocks of 1000 packets) so that a
+//     host whose speed changes during the run moves both. It measures
+//     every path one BPF_PROG_TEST_RUN call per packet, beside MAC swap, a
+//     pass-only program and the least a relay path does
 //     (floor/relay_minimum); then the relay paths whole (whole/...): the
 //     in-kernel generator sends each path's frame into the relay's NIC from
 //     the far end of its veth, the program runs there in native mode, an

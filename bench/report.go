@@ -93,7 +93,7 @@ func (r *Results) WriteMarkdown(w io.Writer) error {
 			r.Summary(Key{MetricBindingMemlock, Bindings, ""}), r.Summary(Key{MetricBindingKV, Bindings, ""}))
 	}
 
-	b.WriteString("\n## Program.Run per XDP path\n\nbpf's BenchmarkPaths: the kernel's time per run of each path, one BPF_PROG_TEST_RUN call per packet, and its ratio to the MAC-swap XDP_TX program of the same run. floor/relay_minimum is the least a relay path does (one hash lookup on a 16-byte key, moving the frame's head, a header template, an array devmap redirect, nothing checked or counted), the floor of the relay paths.\n\n")
+	b.WriteString("\n## Program.Run per XDP path\n\nbpf's BenchmarkPaths: the kernel's time per run of each path, one BPF_PROG_TEST_RUN call per packet, and its ratio to the MAC-swap XDP_TX program measured in turns with it. floor/relay_minimum is the least a relay path does (one hash lookup on a 16-byte key, moving the frame's head, a header template, an array devmap redirect, nothing checked or counted), the floor of the relay paths.\n\n")
 	r.pathTable(&b, r.CallPaths())
 	b.WriteString("\n## Whole XDP paths\n\nThe relay paths again, whole, as a NIC's batch meets them: the in-kernel generator (live frames) sends each path's frame from the far end of a veth into the relay's NIC, where the program runs in native mode, and the NIC the frame leaves by hands it to an XDP_DROP program; the generator thread's CPU time per frame covers the generator, two veth hops, the program and the drop. MAC swap is measured the same way, on a NIC of its own.\n\n")
 	r.pathTable(&b, r.WholePaths())

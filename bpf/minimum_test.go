@@ -26,7 +26,7 @@ import (
 // Ethernet trailer) and passes anything shorter.
 type minimumRelay struct {
 	prog     *ebpf.Program
-	bindings *ebpf.Map // minimumKey → minimumValue
+	bindings *ebpf.Map // 16-byte key → a value laid out as minVal* says
 	txPorts  *ebpf.Map // devmap slot → ifindex
 }
 
@@ -45,7 +45,7 @@ const (
 	minOutCheck   = 40
 	minOutHdrLen  = 42 // Ethernet + IPv4 + UDP
 
-	// minimumValue's layout: the output headers' first 40 bytes (from
+	// The value's layout: the output headers' first 40 bytes (from
 	// the UDP length on the program writes them itself), the sum of the
 	// IPv4 header's 16-bit words without its length and checksum, what
 	// the binding's addresses and ports change in the UDP checksum, and
