@@ -30,11 +30,6 @@ const kernelRepeat = 1 << 16
 // header (46 bytes), rounded up to whole words.
 const restoreLen = 48
 
-// xdpMd is struct xdp_md, the context BPF_PROG_TEST_RUN takes for XDP.
-type xdpMd struct {
-	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
-}
-
 // kernelGen is the in-kernel generator: an XDP program run with
 // BPF_F_TEST_XDP_LIVE_FRAMES "on" rr, which sends each frame out rr into
 // the relay's NIC, as if the router had forwarded it. The veth hands the
@@ -52,51 +47,29 @@ type kernelGen struct {
 	ifindex int
 }
 
-// kernelFrame is a frame and its generator program.
-type kernelFrame struct {
-	data []byte
-	prog *ebpf.Program
-}
-
 // saturate sends frames (round-robin, kernelRepeat per call) as fast as the
 // path takes them, from one thread, until d has passed. It returns the
 // frames sent and the thread's CPU time.
-func (g *kernelGen) saturate(frames []kernelFrame, d time.Duration) (sent uint64, cpu time.Duration, err error) {
+func (g *kernelGen) saturate(frames []*bpf.Generator, d time.Duration) (sent uint64, cpu time.Duration, err error) {
 	// The interface index is looked up in the namespace of the calling
 	// thread: run inside the router's.
 	err = g.ns.Do(func() error {
-		c0, err := threadCPU()
+		c0, err := nstest.ThreadCPU()
 		if err != nil {
 			return err
 		}
 		end := time.Now().Add(d)
 		for i := 0; i == 0 || (time.Now().Before(end) && i < 10000); i++ {
-			f := frames[i%len(frames)]
-			_, err := f.prog.Run(&ebpf.RunOptions{
-				Data:    f.data,
-				Repeat:  kernelRepeat,
-				Flags:   unix.BPF_F_TEST_XDP_LIVE_FRAMES,
-				Context: xdpMd{DataEnd: uint32(len(f.data)), IngressIfindex: uint32(g.ifindex)},
-			})
-			if err != nil {
-				return fmt.Errorf("in-kernel generator (BPF_PROG_TEST_RUN, live frames): %w", err)
+			if err := frames[i%len(frames)].Send(g.ifindex, kernelRepeat); err != nil {
+				return err
 			}
 			sent += kernelRepeat
 		}
-		c1, err := threadCPU()
+		c1, err := nstest.ThreadCPU()
 		cpu = c1 - c0
 		return err
 	})
 	return sent, cpu, err
-}
-
-// threadCPU is the calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID).
-func threadCPU() (time.Duration, error) {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		return 0, fmt.Errorf("thread CPU time: %w", err)
-	}
-	return time.Duration(ts.Nano()), nil
 }
 
 // frameFlow is what a generated frame needs of a flow.
@@ -108,8 +81,8 @@ type frameFlow struct {
 // as the router would hand it to the relay's NIC (from the client's
 // address and port to the listen address, rr's MAC to r0's, checksums
 // valid), and its generator program.
-func kernelFrames(topo *Topology, flows []frameFlow, payload int) ([]kernelFrame, error) {
-	var frames []kernelFrame
+func kernelFrames(topo *Topology, flows []frameFlow, payload int) ([]*bpf.Generator, error) {
+	var frames []*bpf.Generator
 	for _, f := range flows {
 		eth := &layers.Ethernet{SrcMAC: topo.WireMAC, DstMAC: topo.RelayMAC, EthernetType: layers.EthernetTypeIPv4}
 		ip := &layers.IPv4{Version: 4, TTL: 63, Protocol: layers.IPProtocolUDP, Flags: layers.IPv4DontFragment,
@@ -128,19 +101,19 @@ func kernelFrames(topo *Topology, flows []frameFlow, payload int) ([]kernelFrame
 			closeFrames(frames)
 			return nil, fmt.Errorf("build ChannelData frame: %w", err)
 		}
-		p, err := bpf.GeneratorProgram(buf.Bytes()[:restoreLen])
+		gen, err := bpf.NewGenerator(buf.Bytes(), restoreLen)
 		if err != nil {
 			closeFrames(frames)
 			return nil, err
 		}
-		frames = append(frames, kernelFrame{data: buf.Bytes(), prog: p})
+		frames = append(frames, gen)
 	}
 	return frames, nil
 }
 
-func closeFrames(frames []kernelFrame) {
+func closeFrames(frames []*bpf.Generator) {
 	for _, f := range frames {
-		f.prog.Close()
+		f.Close()
 	}
 }
 
@@ -178,7 +151,7 @@ func (b *Bench) kernelCases(run int, subject string, match netip.Addr, flows []f
 // BPF statistics off (they put two clock reads around every program run,
 // which would be counted as the path's cost), then the program's own time
 // in a second run with them on.
-func (b *Bench) kernelCase(run int, subject string, c Case, frames []kernelFrame, progTime func() (time.Duration, error)) error {
+func (b *Bench) kernelCase(run int, subject string, c Case, frames []*bpf.Generator, progTime func() (time.Duration, error)) error {
 	p, err := b.kernelPass(frames, b.opts.Step, nil)
 	if err != nil {
 		return err
@@ -206,7 +179,7 @@ func (b *Bench) kernelCase(run int, subject string, c Case, frames []kernelFrame
 
 // programTime runs frames with BPF run-time statistics on and returns the
 // program's run time per frame that came back.
-func (b *Bench) programTime(frames []kernelFrame, progTime func() (time.Duration, error)) (float64, error) {
+func (b *Bench) programTime(frames []*bpf.Generator, progTime func() (time.Duration, error)) (float64, error) {
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 	if err != nil {
 		return 0, fmt.Errorf("enable BPF run-time statistics: %w", err)
@@ -236,7 +209,7 @@ type kernelPassCounts struct {
 // sent for d, a drain for the queues to empty, with the wire counted
 // before and after. progTime, if not nil, is read right after each wire
 // count, so that its growth covers the same frames.
-func (b *Bench) kernelPass(frames []kernelFrame, d time.Duration, progTime func() (time.Duration, error)) (kernelPassCounts, error) {
+func (b *Bench) kernelPass(frames []*bpf.Generator, d time.Duration, progTime func() (time.Duration, error)) (kernelPassCounts, error) {
 	var p kernelPassCounts
 	read := func() (wire uint64, rt time.Duration, err error) {
 		if wire, err = b.topo.Wire.Count(); err != nil || progTime == nil {

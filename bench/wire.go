@@ -15,9 +15,9 @@ import (
 )
 
 // The wire's program is a few instructions, written with cilium/ebpf's asm
-// so the benchmark needs no compiler, as are bpf.GeneratorProgram, the
-// in-kernel generator's, and bpf.MACSwapProgram, the floor bpf's
-// BenchmarkPaths measures its paths against.
+// so the benchmark needs no compiler, as are bpf.Generator's (the in-kernel
+// generator) and bpf.MACSwapProgram (the floor bpf's BenchmarkPaths
+// measures its paths against).
 
 // Wire is the XDP program on rr, the router's end of the relay's link. It
 // must be there: a frame the relay's XDP program sends back out r0

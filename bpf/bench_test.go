@@ -12,7 +12,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
 
 	"github.com/relaybox/relaybox/netcfg/nstest"
 )
@@ -195,7 +194,7 @@ func TestWholePath(t *testing.T) {
 }
 
 // wholePath measures a path whole, in the kernel, as the relay meets it
-// in production: the in-kernel generator (GeneratorProgram, live frames)
+// in production: the in-kernel generator (Generator, live frames)
 // sends the frames from the far end of a veth into one of the relay
 // network's NICs, where the relay program runs in native mode, and the
 // NIC it sends to hands them to an XDP_DROP program at its far end. The
@@ -268,7 +267,7 @@ func (w *wholePath) nsPerPacket(tb testing.TB, frame []byte, ingress string, wan
 // time.
 func (w *wholePath) send(tb testing.TB, frame []byte, ingress string, count int) time.Duration {
 	tb.Helper()
-	gen, err := GeneratorProgram(frame[:min(len(frame), wholeHeadLen)])
+	gen, err := NewGenerator(frame, min(len(frame), wholeHeadLen))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -276,24 +275,14 @@ func (w *wholePath) send(tb testing.TB, frame []byte, ingress string, count int)
 	from := w.side["s"+strings.TrimPrefix(ingress, "r")]
 	var cpu time.Duration
 	err = w.n.side.Do(func() error {
-		c0, err := threadCPU()
+		c0, err := nstest.ThreadCPU()
 		if err != nil {
 			return err
 		}
-		for sent := 0; sent < count; {
-			repeat := min(count-sent, 1<<16)
-			_, err := gen.Run(&ebpf.RunOptions{
-				Data:    frame,
-				Repeat:  uint32(repeat),
-				Flags:   unix.BPF_F_TEST_XDP_LIVE_FRAMES,
-				Context: xdpMd{DataEnd: uint32(len(frame)), IngressIfindex: uint32(from)},
-			})
-			if err != nil {
-				return fmt.Errorf("generator (live frames) into %s: %w", ingress, err)
-			}
-			sent += repeat
+		if err := gen.Send(from, count); err != nil {
+			return fmt.Errorf("into %s: %w", ingress, err)
 		}
-		c1, err := threadCPU()
+		c1, err := nstest.ThreadCPU()
 		cpu = c1 - c0
 		return err
 	})
@@ -304,20 +293,11 @@ func (w *wholePath) send(tb testing.TB, frame []byte, ingress string, count int)
 }
 
 // wholeFrames is the fewest frames a whole path is measured on, in four
-// turns with MAC swap: each BPF_PROG_TEST_RUN call with live frames sets
-// up and tears down a page pool, a cost the frames of the call share.
+// turns with MAC swap: each generator call sets up a page pool, a cost the
+// frames of the call share.
 const wholeFrames = 1 << 18
 
 // wholeHeadLen is how much of a frame the generator writes back: more
 // than any headers the relay program rewrites (IPv6 and ChannelData: 66
 // bytes).
 const wholeHeadLen = 68
-
-// threadCPU is the calling thread's CPU time.
-func threadCPU() (time.Duration, error) {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		return 0, fmt.Errorf("thread CPU time: %w", err)
-	}
-	return time.Duration(ts.Nano()), nil
-}

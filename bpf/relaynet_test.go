@@ -290,11 +290,6 @@ func broadcast(p netip.Prefix) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
-// xdpMd is struct xdp_md, the XDP context a test run starts from.
-type xdpMd struct {
-	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
-}
-
 // progRunAttr is the BPF_PROG_TEST_RUN part of union bpf_attr.
 type progRunAttr struct {
 	progFd, retval, dataSizeIn, dataSizeOut uint32

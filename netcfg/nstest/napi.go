@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // PollLikeANIC makes dev's receive side in n work as a busy server NIC's
@@ -32,4 +34,15 @@ func (n *NS) ThreadedNAPI(dev string, on bool) error {
 		return fmt.Errorf("threaded NAPI %s on %s in %s: %v: %s", v, dev, n.Name, err, out)
 	}
 	return nil
+}
+
+// ThreadCPU is the calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID): an
+// in-kernel generator's, with the softirqs that carry its frames charged
+// to it when NAPI is not threaded.
+func ThreadCPU() (time.Duration, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0, fmt.Errorf("thread CPU time: %w", err)
+	}
+	return time.Duration(ts.Nano()), nil
 }
