@@ -81,7 +81,11 @@ func calibrateClock() (jiffyClock, error) {
 // follows each jiffies update within microseconds: so ns - jiffies*tick is
 // the same for every sample up to that lag, except for a sample taken
 // between the two updates, which reads a tick low. The origin is the
-// sample where it is highest.
+// sample where it is highest. The timekeeper also steps by whole ticks and
+// at times takes its step a tick late or early against jiffies (on this
+// host ns - jiffies*tick reads one tick higher for about a sixth of the
+// time, in stretches), so the clock the program computes is the coarse
+// clock to a tick either way, as the coarse clock is the time to a tick.
 func fitClock(samples []clockSample) (jiffyClock, error) {
 	first, last := samples[0], samples[len(samples)-1]
 	ticks := last.jiffies - first.jiffies
